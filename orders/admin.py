@@ -1,0 +1,108 @@
+from django.contrib import admin
+
+from .models import Account, Execution, Order, OrderFlag, OrderRequest, Position, Security
+
+
+@admin.register(Security)
+class SecurityAdmin(admin.ModelAdmin):
+    list_display = ["symbol", "name", "issuer", "asset_class", "currency", "reference_price", "lot_size", "active"]
+    list_filter = ["asset_class", "currency", "active"]
+    search_fields = ["symbol", "name", "issuer"]
+
+
+@admin.register(Account)
+class AccountAdmin(admin.ModelAdmin):
+    list_display = ["code", "name", "active"]
+    search_fields = ["code", "name"]
+    filter_horizontal = ["traders"]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Orders and what happened to them change only through services."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class OrderRequestInline(admin.TabularInline):
+    model = OrderRequest
+    extra = 0
+    can_delete = False
+    fields = ["kind", "cl_ord_id", "orig_cl_ord_id", "state", "quantity", "limit_price", "reject_reason", "created_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class ExecutionInline(admin.TabularInline):
+    model = Execution
+    extra = 0
+    can_delete = False
+    fields = ["exec_id", "exec_type", "last_qty", "last_px", "in_effect", "outcome", "received_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Order)
+class OrderAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "client_order_id",
+        "account",
+        "security",
+        "side",
+        "quantity",
+        "order_type",
+        "limit_price",
+        "status",
+        "filled_quantity",
+        "avg_fill_price",
+        "venue",
+        "needs_review",
+        "created_at",
+    ]
+    list_filter = ["status", "side", "needs_review", "venue", "origin"]
+    search_fields = ["client_order_id", "cl_ord_id", "security__symbol", "account__code"]
+    date_hierarchy = "created_at"
+    list_select_related = ["account", "security", "venue"]
+    inlines = [OrderRequestInline, ExecutionInline]
+
+
+@admin.register(Execution)
+class ExecutionAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "venue",
+        "exec_id",
+        "order",
+        "exec_type",
+        "last_qty",
+        "last_px",
+        "in_effect",
+        "outcome",
+        "received_at",
+    ]
+    list_filter = ["exec_type", "outcome", "in_effect", "venue"]
+    search_fields = ["exec_id", "cl_ord_id"]
+
+
+@admin.register(OrderFlag)
+class OrderFlagAdmin(ReadOnlyAdmin):
+    list_display = ["id", "kind", "order", "venue_code", "message", "created_at", "resolved_at"]
+    list_filter = ["kind", "venue_code"]
+
+
+@admin.register(Position)
+class PositionAdmin(ReadOnlyAdmin):
+    list_display = ["account", "security", "quantity", "bought_quantity", "sold_quantity", "updated_at"]
+    list_filter = ["account"]
+    search_fields = ["security__symbol", "account__code"]

@@ -1,0 +1,147 @@
+from rest_framework import serializers
+
+from audit.models import AuditEvent
+from compliance.models import ComplianceResult
+
+from ..models import Execution, Order, OrderStatus, OrderType, Position, Side, TimeInForce
+
+PRICE = {"max_digits": 18, "decimal_places": 8}
+
+
+class OrderCreateInputSerializer(serializers.Serializer):
+    client_order_id = serializers.CharField(max_length=64)
+    account = serializers.CharField(max_length=32)
+    symbol = serializers.CharField(max_length=32)
+    side = serializers.ChoiceField(choices=Side.choices)
+    quantity = serializers.IntegerField(min_value=1)
+    order_type = serializers.ChoiceField(choices=OrderType.choices)
+    limit_price = serializers.DecimalField(**PRICE, required=False, allow_null=True)
+    stop_price = serializers.DecimalField(**PRICE, required=False, allow_null=True)
+    time_in_force = serializers.ChoiceField(choices=TimeInForce.choices, default=TimeInForce.DAY)
+    expire_at = serializers.DateTimeField(required=False, allow_null=True)
+    venue = serializers.CharField(max_length=20, required=False, allow_null=True, allow_blank=True)
+
+
+class OrderAmendInputSerializer(serializers.Serializer):
+    quantity = serializers.IntegerField(min_value=1, required=False)
+    limit_price = serializers.DecimalField(**PRICE, required=False)
+
+
+class OrderFilterSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=OrderStatus.choices, required=False)
+    symbol = serializers.CharField(max_length=32, required=False)
+    account = serializers.CharField(max_length=32, required=False)
+    side = serializers.ChoiceField(choices=Side.choices, required=False)
+    created_after = serializers.DateTimeField(required=False)
+
+
+class ComplianceResultSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ComplianceResult
+        fields = ["rule", "stage", "outcome", "code", "reason", "evaluated_at"]
+
+
+class ExecutionSerializer(serializers.ModelSerializer):
+    order_id = serializers.IntegerField(read_only=True, allow_null=True)
+    venue = serializers.CharField(source="venue.code", read_only=True)
+    exec_ref_id = serializers.CharField(source="ref_execution.exec_id", read_only=True, allow_null=True, default=None)
+    symbol = serializers.CharField(source="order.security.symbol", read_only=True, default=None)
+
+    class Meta:
+        model = Execution
+        fields = [
+            "id",
+            "order_id",
+            "venue",
+            "exec_id",
+            "exec_type",
+            "symbol",
+            "last_qty",
+            "last_px",
+            "exec_ref_id",
+            "in_effect",
+            "outcome",
+            "transact_time",
+            "received_at",
+        ]
+
+
+class OrderSerializer(serializers.ModelSerializer):
+    account = serializers.CharField(source="account.code", read_only=True)
+    symbol = serializers.CharField(source="security.symbol", read_only=True)
+    venue = serializers.CharField(source="venue.code", read_only=True, allow_null=True, default=None)
+    leaves_quantity = serializers.IntegerField(read_only=True)
+    compliance_results = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Order
+        fields = [
+            "id",
+            "client_order_id",
+            "account",
+            "symbol",
+            "side",
+            "quantity",
+            "order_type",
+            "limit_price",
+            "stop_price",
+            "time_in_force",
+            "expire_at",
+            "venue",
+            "status",
+            "filled_quantity",
+            "leaves_quantity",
+            "avg_fill_price",
+            "reject_reason",
+            "compliance_results",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_compliance_results(self, order: Order) -> list[dict]:
+        # Internal results (watch list) are for compliance only, never for traders.
+        results = [r for r in order.compliance_results.all() if not r.internal]
+        return ComplianceResultSerializer(results, many=True).data
+
+
+class OrderDetailSerializer(OrderSerializer):
+    executions = serializers.SerializerMethodField()
+
+    class Meta(OrderSerializer.Meta):
+        fields = [*OrderSerializer.Meta.fields, "executions"]
+        read_only_fields = fields
+
+    def get_executions(self, order: Order) -> list[dict]:
+        executions = order.executions.filter(exec_type__in=("F", "G", "H", "1", "2")).select_related(
+            "venue", "ref_execution"
+        )
+        return ExecutionSerializer(executions, many=True).data
+
+
+class PositionSerializer(serializers.ModelSerializer):
+    account = serializers.CharField(source="account.code", read_only=True)
+    symbol = serializers.CharField(source="security.symbol", read_only=True)
+    avg_buy_price = serializers.DecimalField(**PRICE, read_only=True, allow_null=True)
+    avg_sell_price = serializers.DecimalField(**PRICE, read_only=True, allow_null=True)
+
+    class Meta:
+        model = Position
+        fields = [
+            "account",
+            "symbol",
+            "quantity",
+            "bought_quantity",
+            "bought_notional",
+            "avg_buy_price",
+            "sold_quantity",
+            "sold_notional",
+            "avg_sell_price",
+            "updated_at",
+        ]
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AuditEvent
+        fields = ["id", "occurred_at", "actor", "action", "object_type", "object_id", "before", "after", "details"]

@@ -1,0 +1,114 @@
+"""Thin API views: validate input, call one service or selector, serialize."""
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.generics import GenericAPIView
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from audit.selectors import audit_events_for_object
+
+from .. import selectors, services
+from ..models import Execution, Order, Origin, Position
+from .serializers import (
+    AuditEventSerializer,
+    ExecutionSerializer,
+    OrderAmendInputSerializer,
+    OrderCreateInputSerializer,
+    OrderDetailSerializer,
+    OrderFilterSerializer,
+    OrderSerializer,
+    PositionSerializer,
+)
+
+
+def _order_detail(order_id: int, user):
+    order = selectors.order_get_for_user(user=user, order_id=order_id)
+    return OrderDetailSerializer(order).data
+
+
+class OrderListCreateApi(GenericAPIView):
+    serializer_class = OrderSerializer
+    queryset = Order.objects.none()  # for the schema; reads go through selectors
+
+    @extend_schema(parameters=[OrderFilterSerializer], responses=OrderSerializer(many=True))
+    def get(self, request):
+        filters = OrderFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        orders = selectors.order_list(user=request.user, filters=filters.validated_data).prefetch_related(
+            "compliance_results"
+        )
+        page = self.paginate_queryset(orders)
+        return self.get_paginated_response(OrderSerializer(page, many=True).data)
+
+    @extend_schema(
+        request=OrderCreateInputSerializer,
+        responses={
+            201: OrderDetailSerializer,
+            200: OpenApiResponse(OrderDetailSerializer, description="client_order_id already used: the existing order"),
+        },
+    )
+    def post(self, request):
+        data = OrderCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        order, created = services.order_submit(user=request.user, origin=Origin.API, **data.validated_data)
+        return Response(
+            _order_detail(order.pk, request.user), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+
+class OrderDetailApi(APIView):
+    @extend_schema(responses=OrderDetailSerializer)
+    def get(self, request, order_id: int):
+        return Response(_order_detail(order_id, request.user))
+
+
+class OrderCancelApi(APIView):
+    @extend_schema(request=None, responses={202: OrderDetailSerializer})
+    def post(self, request, order_id: int):
+        order = services.order_cancel(user=request.user, order_id=order_id)
+        return Response(_order_detail(order.pk, request.user), status=status.HTTP_202_ACCEPTED)
+
+
+class OrderAmendApi(APIView):
+    @extend_schema(request=OrderAmendInputSerializer, responses={202: OrderDetailSerializer})
+    def post(self, request, order_id: int):
+        data = OrderAmendInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        order = services.order_amend(user=request.user, order_id=order_id, **data.validated_data)
+        return Response(_order_detail(order.pk, request.user), status=status.HTTP_202_ACCEPTED)
+
+
+class OrderAuditApi(APIView):
+    @extend_schema(responses=AuditEventSerializer(many=True))
+    def get(self, request, order_id: int):
+        order = selectors.order_get_for_user(user=request.user, order_id=order_id)
+        events = audit_events_for_object(object_type="order", object_id=order.pk)
+        return Response(AuditEventSerializer(events, many=True).data)
+
+
+class ExecutionListApi(GenericAPIView):
+    serializer_class = ExecutionSerializer
+    queryset = Execution.objects.none()
+
+    def get(self, request):
+        page = self.paginate_queryset(selectors.execution_list(user=request.user))
+        return self.get_paginated_response(ExecutionSerializer(page, many=True).data)
+
+
+class PositionListApi(GenericAPIView):
+    serializer_class = PositionSerializer
+    queryset = Position.objects.none()
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("account", str, required=False),
+            OpenApiParameter("symbol", str, required=False),
+        ]
+    )
+    def get(self, request):
+        positions = selectors.position_list(
+            user=request.user, account=request.query_params.get("account"), symbol=request.query_params.get("symbol")
+        )
+        page = self.paginate_queryset(positions)
+        return self.get_paginated_response(PositionSerializer(page, many=True).data)

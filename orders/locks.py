@@ -1,0 +1,17 @@
+"""Row locks for the orders app, always taken in one order: account -> order ->
+position (STYLE.md), so two services can never deadlock on each other."""
+
+from __future__ import annotations
+
+from .models import Order, Position
+
+
+def order_lock(*, order_id: int) -> Order:
+    return Order.objects.select_for_update(of=("self",)).select_related("security", "account", "venue").get(pk=order_id)
+
+
+def position_lock(*, account_id: int, security_id: int) -> Position:
+    # Insert-or-fetch: the unique constraint decides, so two first fills racing for a
+    # new position cannot create two rows.
+    Position.objects.bulk_create([Position(account_id=account_id, security_id=security_id)], ignore_conflicts=True)
+    return Position.objects.select_for_update().get(account_id=account_id, security_id=security_id)
