@@ -21,6 +21,12 @@ from .factories import AccountFactory, SecurityFactory, UserFactory
 
 IS_POSTGRES = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
 
+# Each test run gets its own test database, so runs on one machine (a developer's and
+# CI's, or parallel runs) never drop each other's database.
+if IS_POSTGRES:
+    _test = settings.DATABASES["default"].setdefault("TEST", {})
+    _test["NAME"] = f"test_{settings.DATABASES['default']['NAME']}_{os.getpid()}"
+
 
 def pytest_configure(config):
     # CI must exercise row locks and concurrency for real.

@@ -1,0 +1,184 @@
+"""Order submission throughput through a real server, beside pgbench on the same database.
+
+    .venv/bin/python bench/api_submit.py [--seconds 20] [--clients 8] [--web-workers 4]
+
+Creates a fresh PostgreSQL database (default oms_bench on 127.0.0.1), migrates it, seeds
+the demo data, starts gunicorn, and has N concurrent clients (threads with keep-alive
+connections) POST /api/v1/orders/ for the given time. Each request is a full submit:
+validation, order row, compliance evaluation, routing, OrderRequest, outbox row and
+audit events, in one transaction. Then runs pgbench TPC-B (-c N) for the same time on
+a database of the same server, and prints both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+
+def sh(cmd: list[str], env: dict[str, str] | None = None, quiet: bool = True) -> str:
+    result = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.stderr.write(result.stdout + result.stderr)
+        raise SystemExit(f"command failed: {' '.join(cmd)}")
+    return result.stdout
+
+
+def recreate_db(pg: list[str], name: str) -> None:
+    subprocess.run([*pg, "dropdb", "--if-exists", name], capture_output=True)
+    sh([*pg, "createdb", name])
+
+
+def wait_for_port(port: int, timeout: float = 30) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/api/schema/")
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("server did not start")
+
+
+def client(port: int, token: str, seconds: float, latencies: list[float], errors: list[str], barrier) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+    symbols = ["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "JPM", "XOM", "KO"]
+    barrier.wait()
+    stop_at = time.perf_counter() + seconds
+    i = 0
+    while time.perf_counter() < stop_at:
+        i += 1
+        body = json.dumps(
+            {
+                "client_order_id": uuid.uuid4().hex,
+                "account": "ACC-1" if i % 2 else "ACC-2",
+                "symbol": symbols[i % len(symbols)],
+                "side": "BUY" if i % 3 else "SELL",
+                "quantity": 100 * (1 + i % 10),
+                "order_type": "LIMIT",
+                "limit_price": "101.25",
+            }
+        )
+        started = time.perf_counter()
+        conn.request("POST", "/api/v1/orders/", body=body, headers=headers)
+        response = conn.getresponse()
+        payload = response.read()
+        elapsed = time.perf_counter() - started
+        if response.status == 201:
+            latencies.append(elapsed)
+        else:
+            errors.append(f"{response.status}: {payload[:200]!r}")
+    conn.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--web-workers", type=int, default=4)
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--pg-host", default="127.0.0.1")
+    parser.add_argument("--pg-user", default="postgres")
+    parser.add_argument("--db", default="oms_bench")
+    args = parser.parse_args()
+
+    pg = ["env", f"PGHOST={args.pg_host}", f"PGUSER={args.pg_user}"]
+    recreate_db(pg, args.db)
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{args.pg_user}@{args.pg_host}:5432/{args.db}",
+        "DEBUG": "false",
+        "SECRET_KEY": "bench-" + uuid.uuid4().hex,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "false",
+        "LOG_LEVEL": "WARNING",
+    }
+    sh([PY, "manage.py", "migrate", "--noinput"], env)
+    sh([PY, "manage.py", "seed_demo", "--force"], env)
+    token = sh([PY, "manage.py", "drf_create_token", "trader1"], env).split()[2]
+
+    server = subprocess.Popen(
+        [
+            str(Path(PY).parent / "gunicorn"),
+            "oms_site.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{args.port}",
+            "--workers",
+            str(args.web_workers),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        wait_for_port(args.port)
+        # Warm-up: every worker opens its database connection and imports its code.
+        warm_barrier = threading.Barrier(args.clients)
+        threads = [
+            threading.Thread(target=client, args=(args.port, token, 2.0, [], [], warm_barrier))
+            for _ in range(args.clients)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+        latencies: list[float] = []
+        errors: list[str] = []
+        start_barrier = threading.Barrier(args.clients + 1)
+        threads = [
+            threading.Thread(target=client, args=(args.port, token, args.seconds, latencies, errors, start_barrier))
+            for _ in range(args.clients)
+        ]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)  # all clients connected and waiting
+        started = time.perf_counter()
+        start_barrier.wait()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - started
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    pgbench_db = args.db + "_pgbench"
+    recreate_db(pg, pgbench_db)
+    sh([*pg, "pgbench", "-i", "-q", "-s", "10", pgbench_db])
+    out = sh([*pg, "pgbench", "-c", str(args.clients), "-j", "2", "-T", str(int(args.seconds)), pgbench_db])
+    match = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", out)
+    pgbench_tps = float(match.group(1)) if match else float("nan")
+    subprocess.run([*pg, "dropdb", "--if-exists", pgbench_db], capture_output=True)
+
+    orders = len(latencies)
+    ordered = sorted(latencies)
+    rate = orders / elapsed
+    print(f"machine: {os.cpu_count()} cores; {args.clients} clients; gunicorn {args.web_workers} sync workers")
+    print(f"POST /api/v1/orders/: {orders} orders in {elapsed:.1f}s = {rate:.0f} orders/s, errors {len(errors)}")
+    if ordered:
+        p50 = statistics.median(ordered) * 1000
+        p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+        print(f"latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {ordered[-1] * 1000:.1f} ms")
+    print(f"pgbench TPC-B (-c {args.clients} -j 2, scale 10, same server): {pgbench_tps:.0f} tps")
+    print(f"ratio orders/s : pgbench tps = {rate / pgbench_tps:.2f}")
+    if errors:
+        print("first errors:", *errors[:5], sep="\n  ")
+
+
+if __name__ == "__main__":
+    main()

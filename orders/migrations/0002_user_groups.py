@@ -1,0 +1,22 @@
+from django.db import migrations
+
+GROUPS = ("trader", "middle_office", "api_client")
+
+
+def create_groups(apps, schema_editor):
+    Group = apps.get_model("auth", "Group")
+    for name in GROUPS:
+        Group.objects.get_or_create(name=name)
+
+
+def remove_groups(apps, schema_editor):
+    apps.get_model("auth", "Group").objects.filter(name__in=GROUPS, user__isnull=True).delete()
+
+
+class Migration(migrations.Migration):
+    """The three roles exist from the first migrate: traders (accounts they trade),
+    middle office (sees every account, runs the compliance console), API clients."""
+
+    dependencies = [("orders", "0001_initial"), ("auth", "0012_alter_user_first_name_max_length")]
+
+    operations = [migrations.RunPython(create_groups, remove_groups)]
