@@ -193,7 +193,9 @@ class Order(FSMModelMixin, models.Model):
     def request_cancel(self) -> None:
         pass
 
-    @transition(field=status, source=[S.OPEN, S.PARTIALLY_FILLED], target=S.PENDING_AMEND)
+    # FILLED: a filled order may be increased (FIX 4.4 C.1.c); order_amend refuses any
+    # other change to it.
+    @transition(field=status, source=[S.OPEN, S.PARTIALLY_FILLED, S.FILLED], target=S.PENDING_AMEND)
     def request_amend(self) -> None:
         pass
 

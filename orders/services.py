@@ -476,6 +476,14 @@ def order_amend(*, user, order_id: int, quantity: Any = None, limit_price: Any =
             raise InvalidInput("Invalid amendment.", details=errors)
         if not can_proceed(order.request_amend):
             raise InvalidStateTransition(_refusal_reason(order, "amended"), details={"status": order.status})
+        if order.status == S.FILLED and (
+            new_quantity is None or new_quantity <= order.quantity or new_price not in (None, order.limit_price)
+        ):
+            # FIX 4.4 C.1.c: a filled order may be increased; "requests to change price on
+            # a filled order will be rejected", and a decrease would change nothing.
+            raise InvalidStateTransition(
+                "A filled order can only be amended to a larger quantity.", details={"status": order.status}
+            )
 
         changes = {"quantity": new_quantity, "limit_price": new_price}
         evaluation = compliance_engine.evaluate(order=order, stage="amend", changes=changes)
