@@ -25,11 +25,11 @@ def accounts_visible_to(*, user) -> QuerySet[Account]:
     return Account.objects.filter(traders=user)
 
 
-def accounts_tradable_by(*, user) -> QuerySet[Account]:
-    """Accounts the user may submit, cancel and amend orders for."""
-    if user.is_superuser:
-        return Account.objects.filter(active=True)
-    return Account.objects.filter(traders=user, active=True)
+def accounts_tradable_by(*, user, include_inactive: bool = False) -> QuerySet[Account]:
+    """Accounts the user may submit, cancel and amend orders for (with
+    ``include_inactive``, also deactivated ones: for cancels, which reduce risk)."""
+    qs = Account.objects.all() if user.is_superuser else Account.objects.filter(traders=user)
+    return qs if include_inactive else qs.filter(active=True)
 
 
 def order_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Order]:

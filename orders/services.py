@@ -24,7 +24,7 @@ from django_fsm import TransitionNotAllowed, can_proceed
 from audit.services import actor_name, audit_event_record, audit_event_record_independent
 from compliance import engine as compliance_engine
 from compliance.models import Outcome
-from oms_site.errors import InvalidInput, InvalidStateTransition, NotFound
+from oms_site.errors import InvalidInput, InvalidStateTransition, NotFound, NotPermitted
 from routing import selectors as routing_selectors
 from routing import services as routing_services
 from routing.fix import codec
@@ -47,7 +47,7 @@ from .models import (
     Side,
     TimeInForce,
 )
-from .selectors import accounts_tradable_by, security_get
+from .selectors import accounts_tradable_by, accounts_visible_to, security_get
 
 logger = logging.getLogger(__name__)
 S = OrderStatus
@@ -263,6 +263,10 @@ def _validate_submission(
         venue = routing_selectors.venue_get_enabled(code=venue_code) if isinstance(venue_code, str) else None
         if venue is None:
             errors["venue"] = ["Unknown or disabled venue."]
+        elif security is not None and not venue.takes(
+            asset_class=security.asset_class, symbol=security.symbol, currency=security.currency
+        ):
+            errors["venue"] = [f"Venue {venue.code} does not take {security.symbol}."]
     clean["venue"] = venue
 
     if errors:
@@ -388,9 +392,15 @@ def _order_route(order: Order, *, actor: str, explicit_venue: Venue | None) -> N
 
 
 # ----------------------------------------------------------------- cancel and amend
-def _order_lock_for_trading(*, user, order_id: int) -> Order:
-    """Lock the order if the user may act on it; NotFound otherwise."""
-    if not accounts_tradable_by(user=user).filter(orders__pk=order_id).exists():
+def _order_lock_for_trading(*, user, order_id: int, reduces_risk: bool = False) -> Order:
+    """Lock the order if the user may act on it. NotFound if the user may not even see
+    it (its existence is not revealed); NotPermitted if they see it but do not trade
+    the account (middle office). A cancel reduces risk, so it is allowed on an account
+    that has since been deactivated."""
+    tradable = accounts_tradable_by(user=user, include_inactive=reduces_risk)
+    if not tradable.filter(orders__pk=order_id).exists():
+        if accounts_visible_to(user=user).filter(orders__pk=order_id).exists():
+            raise NotPermitted("You may view this order but not trade its account.")
         raise NotFound("Order not found.")
     return order_lock(order_id=order_id)
 
@@ -401,7 +411,7 @@ def order_cancel(*, user, order_id: int) -> Order:
     still in the outbox); otherwise send an OrderCancelRequest -> pending_cancel."""
     actor = actor_name(user)
     with transaction.atomic():
-        order = _order_lock_for_trading(user=user, order_id=order_id)
+        order = _order_lock_for_trading(user=user, order_id=order_id, reduces_risk=True)
         before = order_snapshot(order)
         if order.status in (S.NEW, S.HELD) or (
             order.status == S.PENDING_NEW
@@ -1160,17 +1170,24 @@ def security_rows_load(*, handle, actor: str) -> SecurityLoadReport:
             continue
         fields = {
             "name": values["name"][:200],
-            "issuer": values.get("issuer", "")[:200] or values["name"][:200],
             "currency": currency,
             "reference_price": price,
             "reference_price_at": _now(),
-            "asset_class": asset_class,
-            "lot_size": int(lot_size),
-            "active": active in ("true", "1", "yes"),
         }
+        # Optional columns change a security only when the file gives them: a price-only
+        # refresh must not reactivate a delisted security or reset its lot size.
+        optional = {
+            "issuer": values.get("issuer", "")[:200],
+            "asset_class": asset_class if values.get("asset_class") else "",
+            "lot_size": int(lot_size) if values.get("lot_size") else None,
+            "active": active in ("true", "1", "yes") if values.get("active") else None,
+        }
+        fields.update({key: value for key, value in optional.items() if value not in ("", None)})
         with transaction.atomic():
             existing = Security.objects.select_for_update().filter(symbol=symbol).first()
             before = None
+            if existing is None:
+                fields.setdefault("issuer", fields["name"])
             if existing:
                 before = {k: getattr(existing, k) for k in fields}
                 for key, value in fields.items():

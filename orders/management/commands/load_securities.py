@@ -5,6 +5,7 @@ lot_size, active (optional). Each bad row is reported with its line number and s
 good rows are kept.
 """
 
+import io
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -22,11 +23,14 @@ class Command(BaseCommand):
         path = Path(options["path"])
         if not path.is_file():
             raise CommandError(f"{path}: no such file")
+        # Decode the whole file before loading anything: an encoding error half-way
+        # through must not leave the file half loaded.
         try:
-            with path.open(newline="", encoding="utf-8-sig") as handle:
-                report = security_rows_load(handle=handle, actor="system:load_securities")
+            text = path.read_text(encoding="utf-8-sig")
         except UnicodeDecodeError as exc:
-            raise CommandError(f"{path}: not UTF-8 text ({exc.reason})") from None
+            raise CommandError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); nothing loaded") from None
+        try:
+            report = security_rows_load(handle=io.StringIO(text, newline=""), actor="system:load_securities")
         except ValueError as exc:
             raise CommandError(f"{path}: {exc}") from None
         for line, message in report.errors:
