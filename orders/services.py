@@ -150,10 +150,11 @@ def _check_quantity(quantity: Any, lot_size: int, field: str, errors: dict[str, 
     return quantity
 
 
-def _next_cl_ord_id(order: Order) -> str:
+def _next_cl_ord_id(order: Order, *, first: bool = False) -> str:
     """A ClOrdID never used before: instance prefix, order id, request number. Called
     with the order locked (or just created), so the number cannot race."""
-    return f"{settings.OMS_CLORDID_PREFIX}{order.pk}-{order.requests.count() + 1}"
+    number = 1 if first else order.requests.count() + 1
+    return f"{settings.OMS_CLORDID_PREFIX}{order.pk}-{number}"
 
 
 def _chain_predecessor(order: Order) -> str:
@@ -364,7 +365,7 @@ def _order_route(order: Order, *, actor: str, explicit_venue: Venue | None) -> N
         _audit_order(order, actor=actor, action="order.rejected", details={"reason": "no route"})
         return
     order.venue = venue
-    order.cl_ord_id = _next_cl_ord_id(order)
+    order.cl_ord_id = _next_cl_ord_id(order, first=True)
     OrderRequest.objects.create(
         order=order,
         kind=OrderRequest.Kind.NEW,

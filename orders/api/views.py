@@ -52,8 +52,9 @@ class OrderListCreateApi(GenericAPIView):
         data = OrderCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         order, created = services.order_submit(user=request.user, origin=Origin.API, **data.validated_data)
+        # The service checked the entitlement; serialize what it returned.
         return Response(
-            _order_detail(order.pk, request.user), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+            OrderDetailSerializer(order).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )
 
 
