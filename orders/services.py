@@ -986,6 +986,13 @@ def _execution_effects(order: Order, venue: Venue, tags: dict[int, str], executi
         _restate_terms(order, quantity=_tag_int(tags, 38), limit_price=_tag_decimal(tags, 44))
         keep_sticky = False
     elif exec_type == "8":
+        if tags.get(39) not in (None, "", "8"):
+            # F.1.a/F.1.b: a reject carrying the OrdStatus of a live order rejects a
+            # duplicate submission, not the order itself.
+            raise _Refusal(
+                OrderFlag.Kind.UNEXPECTED_MESSAGE,
+                f"Venue rejected a duplicate of this order (OrdStatus {tags.get(39)}); the order stands.",
+            )
         order.reject_reason = tags.get(58) or ORD_REJ_REASONS.get(tags.get(103, ""), "Rejected by venue")
         _resolve_pending(order, state=OrderRequest.State.SUPERSEDED)
         target = S.REJECTED
