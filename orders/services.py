@@ -705,18 +705,24 @@ def _venue_originated_order(venue: Venue, tags: dict[int, str]) -> Order | None:
     if not (account and security and side and tags.get(37) and quantity and quantity > 0):
         return None
     price = _tag_decimal(tags, 44)
-    order = Order.objects.create(
-        client_order_id=f"{venue.code}:{tags[37]}"[:64],
-        account=account,
-        security=security,
-        side=side,
-        quantity=quantity,
-        order_type=OrderType.LIMIT if price else OrderType.MARKET,
-        limit_price=price,
-        venue=venue,
-        venue_order_id=tags[37],
-        origin=Origin.VENUE,
-    )
+    client_order_id = f"{venue.code}:{tags[37]}"[:64]
+    try:
+        with transaction.atomic():
+            order = Order.objects.create(
+                client_order_id=client_order_id,
+                account=account,
+                security=security,
+                side=side,
+                quantity=quantity,
+                order_type=OrderType.LIMIT if price else OrderType.MARKET,
+                limit_price=price,
+                venue=venue,
+                venue_order_id=tags[37],
+                origin=Origin.VENUE,
+            )
+    except IntegrityError:
+        # The same report raced in from another worker and booked it first.
+        return Order.objects.get(account=account, client_order_id=client_order_id)
     order.send()
     order.save()
     _audit_order(order, actor=f"venue:{venue.code}", action="order.created", details={"origin": Origin.VENUE})
@@ -986,6 +992,10 @@ def _execution_effects(order: Order, venue: Venue, tags: dict[int, str], executi
         _restate_terms(order, quantity=_tag_int(tags, 38), limit_price=_tag_decimal(tags, 44))
         keep_sticky = False
     elif exec_type == "8":
+        if order.filled_quantity:
+            # A venue rejects orders, not executions: an order with fills cannot be
+            # rejected (the fills stand); a person must look at it.
+            raise _Refusal(OrderFlag.Kind.UNEXPECTED_MESSAGE, "Venue rejected an order that has executions.")
         if tags.get(39) not in (None, "", "8"):
             # F.1.a/F.1.b: a reject carrying the OrdStatus of a live order rejects a
             # duplicate submission, not the order itself.
