@@ -107,3 +107,144 @@ def order_cancel_replace_request(
     if venue_order_id:
         fields.append((37, venue_order_id))
     return [*fields, (1, account), *_order_terms(**terms), (15, currency), (60, utc_timestamp(transact_time))]
+
+
+# ---------------------------------------------------------------- inbound validation
+class InvalidMessage(Exception):
+    """Fails the FIX 4.4 data dictionary: answered with a session Reject (35=3)."""
+
+    def __init__(self, reason: int, text: str, ref_tag: int | None = None):
+        super().__init__(text)
+        self.reason = reason
+        self.text = text
+        self.ref_tag = ref_tag
+
+
+class UnsupportedMessage(Exception):
+    """A valid FIX message type we do not take: answered with BusinessMessageReject."""
+
+    def __init__(self, text: str, reason: int = 3):
+        super().__init__(text)
+        self.reason = reason  # BusinessRejectReason 3: unsupported message type
+        self.text = text
+
+
+# Every FIX 4.4 MsgType (35); anything else is an invalid MsgType (SessionRejectReason 11).
+FIX44_MSG_TYPES = frozenset(
+    "0 1 2 3 4 5 6 7 8 9 A B C D E F G H J K L M N P Q R S T V W X Y Z "
+    "a b c d e f g h i j k l m n o p q r s t u v w x y z "
+    "AA AB AC AD AE AF AG AH AI AJ AK AL AM AN AO AP AQ AR AS AT AU AV AW AX AY AZ "
+    "BA BB BC BD BE BF BG BH".split()
+)
+
+EXEC_TYPES = frozenset("0 3 4 5 6 7 8 9 A B C D E F G H I".split())
+EXEC_TYPES_42 = EXEC_TYPES | {"1", "2"}
+ORD_STATUSES = frozenset("0 1 2 3 4 5 6 7 8 9 A B C D E".split())
+SIDES = frozenset("1 2 3 4 5 6 7 8 9 A B C D E F G".split())
+ORD_TYPES_IN = frozenset(ORD_TYPE.values())
+TIFS_IN = frozenset(TIME_IN_FORCE.values()) | {"2", "5", "7"}
+
+_QTY, _PRICE, _TIME, _INT = "qty", "price", "time", "int"
+_FORMATS = {
+    14: _QTY,
+    151: _QTY,
+    32: _QTY,
+    38: _QTY,
+    6: _PRICE,
+    31: _PRICE,
+    44: _PRICE,
+    99: _PRICE,
+    60: _TIME,
+    126: _TIME,
+    45: _INT,
+    102: _INT,
+    103: _INT,
+    380: _INT,
+    434: _INT,
+}
+_ENUMS = {39: ORD_STATUSES, 54: SIDES, 40: ORD_TYPES_IN, 59: TIFS_IN, 434: frozenset({"1", "2"})}
+
+REQUIRED = {
+    # FIX 4.4 ExecutionReport: OrderID, ExecID, ExecType, OrdStatus, Instrument
+    # (Symbol), Side, LeavesQty, CumQty, AvgPx.
+    "8": (37, 17, 150, 39, 55, 54, 151, 14, 6),
+    "9": (37, 11, 41, 39, 434),
+    "j": (372, 380),
+    "D": (11, 55, 54, 60, 38, 40),
+    "F": (41, 11, 55, 54, 60),
+    "G": (41, 11, 55, 54, 60, 38, 40),
+    "H": (11, 55, 54),
+}
+
+
+def _well_formed(kind: str, value: str) -> bool:
+    if kind == _INT:
+        return value.isdigit()
+    if kind in (_QTY, _PRICE):
+        try:
+            number = Decimal(value)
+        except Exception:
+            return False
+        return number.is_finite() and (kind == _PRICE or number >= 0)
+    if kind == _TIME:
+        for fmt in ("%Y%m%d-%H:%M:%S.%f", "%Y%m%d-%H:%M:%S"):
+            try:
+                dt.datetime.strptime(value, fmt)
+                return True
+            except ValueError:
+                continue
+        return False
+    return True
+
+
+def validate_inbound(msg_type: str, fields: list[tuple[int, str]], begin_string: str, accepts: frozenset[str]) -> None:
+    """Check an application message against the FIX 4.4 dictionary for the fields this
+    OMS relies on; raise InvalidMessage or UnsupportedMessage."""
+    if msg_type not in FIX44_MSG_TYPES:
+        raise InvalidMessage(11, f"Invalid MsgType {msg_type!r}", 35)
+    if msg_type not in accepts:
+        raise UnsupportedMessage(f"Unsupported message type {msg_type}")
+    values: dict[int, str] = {}
+    for tag, value in fields:
+        if value == "":
+            raise InvalidMessage(4, f"Tag {tag} specified without a value", tag)
+        values.setdefault(tag, value)
+    required = list(REQUIRED.get(msg_type, ()))
+    if msg_type == "8":
+        exec_type = values.get(150, "")
+        if begin_string == "FIX.4.2":
+            required.append(20)  # ExecTransType
+        if exec_type in ("F", "G", "1", "2"):
+            required += [32, 31]
+        if exec_type in ("G", "H"):
+            required.append(19)
+    if msg_type in ("D", "G"):
+        ord_type = values.get(40)
+        if ord_type in ("2", "4"):
+            required.append(44)
+        if ord_type in ("3", "4"):
+            required.append(99)
+    for tag in required:
+        if tag not in values:
+            raise InvalidMessage(1, f"Required tag missing: {tag}", tag)
+    if msg_type == "8":
+        allowed = EXEC_TYPES_42 if begin_string == "FIX.4.2" else EXEC_TYPES
+        if values[150] not in allowed:
+            raise InvalidMessage(5, f"Value is incorrect (out of range) for this tag: 150={values[150]}", 150)
+    for tag, value in values.items():
+        kind = _FORMATS.get(tag)
+        if kind and not _well_formed(kind, value):
+            raise InvalidMessage(6, f"Incorrect data format for value: {tag}={value}", tag)
+        allowed_values = _ENUMS.get(tag)
+        if allowed_values and value not in allowed_values:
+            raise InvalidMessage(5, f"Value is incorrect (out of range) for this tag: {tag}={value}", tag)
+
+
+def order_status_request(
+    *, cl_ord_id: str, venue_order_id: str, status_req_id: str, symbol: str, side: str
+) -> list[tuple[int, str]]:
+    """OrderStatusRequest (35=H): the venue answers with an ExecutionReport, ExecType I."""
+    fields: list[tuple[int, str]] = []
+    if venue_order_id:
+        fields.append((37, venue_order_id))
+    return [*fields, (11, cl_ord_id), (790, status_req_id), (55, symbol), (54, SIDE[side])]
