@@ -1,0 +1,123 @@
+"""Run the FIX 4.4 venue simulator (an acceptor) until SIGINT or SIGTERM.
+
+It needs no database: it keeps its sessions and order book in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from decimal import Decimal, InvalidOperation
+
+from django.core.management.base import BaseCommand, CommandError
+
+from routing.simulator import FILL_MODES, SimulatorServer
+
+
+def _positive_float(name: str, value: float | None) -> None:
+    if value is not None and not value > 0:
+        raise CommandError(f"{name} must be a positive number of seconds, got {value}")
+
+
+class Command(BaseCommand):
+    help = "Run the FIX 4.4 venue simulator: acknowledges, fills, rejects and cancels orders (no database needed)."
+    requires_system_checks = []
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, required=True, help="TCP port to listen on (0: any free port)")
+        parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+        parser.add_argument("--sender-comp-id", default="SIM", help="the simulator's CompID (default SIM)")
+        parser.add_argument("--target-comp-id", default="OMS", help="the counterparty's CompID (default OMS)")
+        parser.add_argument("--fill-mode", default="immediate", help=f"one of {', '.join(FILL_MODES)}")
+        parser.add_argument("--fill-interval", type=float, default=1.0, help="seconds between partial fills")
+        parser.add_argument("--fill-parts", type=int, default=4, help="number of partial fills (default 4)")
+        parser.add_argument("--reject-symbols", default="", help="comma-separated symbols to reject, e.g. AAPL,MSFT")
+        parser.add_argument(
+            "--unsolicited-cancel-after", type=float, default=None, help="cancel each working order after S seconds"
+        )
+        parser.add_argument(
+            "--pending-delay",
+            type=float,
+            default=0.0,
+            help="seconds cancel/replace requests stay pending before taking effect (default 0)",
+        )
+        parser.add_argument(
+            "--reference-price", default="100", help="fill price of market and stop orders (default 100)"
+        )
+
+    def handle(self, *args, **options):
+        port = options["port"]
+        if not 0 <= port <= 65535:
+            raise CommandError(f"--port must be between 0 and 65535, got {port}")
+        fill_mode = options["fill_mode"].lower()
+        if fill_mode not in FILL_MODES:
+            raise CommandError(f"--fill-mode must be one of {', '.join(FILL_MODES)}, got {options['fill_mode']!r}")
+        _positive_float("--fill-interval", options["fill_interval"])
+        _positive_float("--unsolicited-cancel-after", options["unsolicited_cancel_after"])
+        if options["pending_delay"] < 0:
+            raise CommandError(f"--pending-delay must not be negative, got {options['pending_delay']}")
+        if options["fill_parts"] < 2:
+            raise CommandError(f"--fill-parts must be at least 2, got {options['fill_parts']}")
+        try:
+            reference_price = Decimal(options["reference_price"])
+        except InvalidOperation:
+            raise CommandError(
+                f"--reference-price must be a decimal number, got {options['reference_price']!r}"
+            ) from None
+        if not reference_price.is_finite() or reference_price <= 0:
+            raise CommandError(f"--reference-price must be positive, got {options['reference_price']!r}")
+        for name in ("sender_comp_id", "target_comp_id"):
+            if not options[name].strip():
+                raise CommandError(f"--{name.replace('_', '-')} must not be empty")
+        reject_symbols = [s.strip().upper() for s in options["reject_symbols"].split(",") if s.strip()]
+
+        self._configure_logging(options["verbosity"])
+        server = SimulatorServer(
+            options["host"],
+            port,
+            sender_comp_id=options["sender_comp_id"].strip(),
+            target_comp_id=options["target_comp_id"].strip(),
+            fill_mode=fill_mode,
+            fill_interval=options["fill_interval"],
+            partial_fill_parts=options["fill_parts"],
+            reject_symbols=reject_symbols,
+            reference_price=reference_price,
+            unsolicited_cancel_after=options["unsolicited_cancel_after"],
+            pending_delay=options["pending_delay"],
+        )
+        try:
+            server.start()
+        except OSError as exc:
+            raise CommandError(f"cannot listen on {options['host']}:{port}: {exc}") from None
+
+        stop = threading.Event()
+
+        def request_stop(signum, frame):
+            stop.set()
+
+        previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        self.stdout.write(
+            f"Venue simulator listening on {server.host}:{server.port} as {server.sender_comp_id} "
+            f"for {server.target_comp_id} (fill mode {fill_mode}); Ctrl-C to stop"
+        )
+        self.stdout.flush()
+        try:
+            while not stop.wait(0.5):
+                pass
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            server.stop()
+        self.stdout.write("Venue simulator stopped")
+
+    @staticmethod
+    def _configure_logging(verbosity: int) -> None:
+        """Show the message log (INFO) on stderr even when the project logs at WARNING."""
+        log = logging.getLogger("routing")
+        log.setLevel(logging.DEBUG if verbosity > 1 else logging.INFO)
+        if not logging.getLogger().handlers and not log.handlers:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+            log.addHandler(handler)
