@@ -1,18 +1,11 @@
 from django.contrib import admin
 
+from oms_site.admin import ReadOnlyAdmin
+
 from .models import ComplianceResult
 
 
 @admin.register(ComplianceResult)
-class ComplianceResultAdmin(admin.ModelAdmin):
+class ComplianceResultAdmin(ReadOnlyAdmin):
     list_display = ["id", "order", "stage", "rule", "outcome", "code", "evaluated_at"]
     list_filter = ["outcome", "rule", "stage"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -1,9 +1,43 @@
+import logging
 import os
 
-from celery import Celery
+from celery import Celery, bootsteps
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "oms_site.settings")
+
+logger = logging.getLogger(__name__)
 
 app = Celery("oms_site")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+class FixSessionHosting(bootsteps.StartStopStep):
+    """Host the FIX sessions of all enabled venues beside the worker's consumer
+    (DESIGN §7): a FIX session is not a task. Any number of workers may run this; the
+    per-venue lease decides which one holds each session. Off with
+    ``OMS_FIX_HOSTING=false`` (e.g. workers dedicated to other queues)."""
+
+    requires = {"celery.worker.components:Pool"}
+
+    def __init__(self, worker, **kwargs):
+        super().__init__(worker, **kwargs)
+        self.host = None
+
+    def start(self, worker):
+        from django.conf import settings
+
+        if not getattr(settings, "OMS_FIX_HOSTING", True):
+            logger.info("FIX session hosting is off in this worker")
+            return
+        from routing.hosting import SessionHost
+
+        self.host = SessionHost().start()
+
+    def stop(self, worker):
+        if self.host is not None:
+            self.host.stop()
+            self.host = None
+
+
+app.steps["worker"].add(FixSessionHosting)

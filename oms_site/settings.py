@@ -163,6 +163,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 4
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# One queue per OMS installation (or test run) sharing a Redis server.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
 CELERY_TIMEZONE = "UTC"
 
 # ClOrdIDs must never repeat for a venue: the prefix separates OMS instances that could
@@ -190,3 +192,11 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000"))
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
+
+# FIX session hosting in Celery workers (routing.hosting): a worker holds a venue's
+# session under a lease; a dead holder's venue is taken over within TTL + poll seconds.
+OMS_FIX_HOSTING = env_bool("OMS_FIX_HOSTING", True)
+OMS_FIX_LEASE_TTL = float(os.environ.get("OMS_FIX_LEASE_TTL", "6"))
+OMS_FIX_LEASE_RENEW = float(os.environ.get("OMS_FIX_LEASE_RENEW", "2"))
+OMS_FIX_LEASE_POLL = float(os.environ.get("OMS_FIX_LEASE_POLL", "1"))
+OMS_FIX_INBOX_SWEEP = float(os.environ.get("OMS_FIX_INBOX_SWEEP", "60"))

@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from oms_site.admin import ReadOnlyAdmin
+
 from .models import Account, Execution, Order, OrderFlag, OrderRequest, Position, Security
 
 
@@ -15,19 +17,6 @@ class AccountAdmin(admin.ModelAdmin):
     list_display = ["code", "name", "active"]
     search_fields = ["code", "name"]
     filter_horizontal = ["traders"]
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Orders and what happened to them change only through services."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class OrderRequestInline(admin.TabularInline):

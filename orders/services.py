@@ -17,7 +17,7 @@ from functools import wraps
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import F, Sum
 from django_fsm import TransitionNotAllowed, can_proceed
 
@@ -1228,3 +1228,128 @@ def security_rows_load(*, handle, actor: str) -> SecurityLoadReport:
         else:
             report.updated += 1
     return report
+
+
+# ------------------------------------------------------------- the inbox, reconcile
+INBOX_BATCH = 100
+
+
+def inbox_apply(*, venue_code: str, batch_size: int = INBOX_BATCH) -> int:
+    """Apply the venue's inbox: every stored, not yet applied inbound message, in the
+    order the venue sent it (MsgSeqNum within its sequence generation).
+
+    Workers are serialised per venue (an advisory lock held for the batch), so
+    whichever task gets the lock applies everything and the others find nothing left.
+    Each message is marked applied in the same transaction as its effect; one that
+    fails is marked with its error and flagged (never lost) and the rest go on.
+    Batches of ``batch_size`` messages commit one by one. Returns how many messages
+    were taken (applied or failed)."""
+    venue = Venue.objects.filter(code=venue_code).first()
+    if venue is None:
+        raise InvalidInput("Unknown venue.", details={"venue": [venue_code]})
+    taken = 0
+    while True:
+        with transaction.atomic():
+            routing_services.venue_lock_for_inbox(venue_id=venue.pk)
+            messages = routing_selectors.inbox_unapplied(venue_id=venue.pk, limit=batch_size)
+            for message in messages:
+                _inbox_message_apply(venue, message)
+        taken += len(messages)
+        if len(messages) < batch_size:
+            return taken
+
+
+def _inbox_message_apply(venue: Venue, message) -> None:
+    tags: dict[int, str] = {}
+    for tag, value in message.fields:
+        tags.setdefault(int(tag), str(value))  # first occurrence: no repeating groups used here
+    try:
+        with transaction.atomic():  # a savepoint: a failure undoes this message only
+            if message.msg_type in ("8", "9"):
+                outcome = execution_report_apply(
+                    venue_code=venue.code, message=tags, received_at=message.received_at
+                ).outcome
+            elif message.msg_type == "j":
+                outcome = _business_reject_apply(venue, message)
+            else:
+                outcome = "ignored"
+            routing_services.inbox_mark_applied(message=message, outcome=outcome)
+    except (OperationalError, InterfaceError):
+        raise  # transient: the task retries the whole batch
+    except Exception as exc:
+        logger.exception("inbox %s #%s/%s could not be applied", venue.code, message.epoch, message.msg_seq_num)
+        error = getattr(exc, "message", None) or repr(exc)
+        routing_services.inbox_mark_failed(message=message, error=str(error))
+        order_id = _order_id_for_report(venue, tags) if message.msg_type in ("8", "9") else None
+        _flag(
+            Order.objects.filter(pk=order_id).first() if order_id else None,
+            venue=venue,
+            kind=OrderFlag.Kind.UNEXPECTED_MESSAGE,
+            message=f"Inbound message {message.msg_seq_num} ({message.msg_type}) could not be applied: {error}",
+            details={"inbound_message_id": message.pk, "epoch": message.epoch, "msg_seq_num": message.msg_seq_num},
+        )
+
+
+def _business_reject_apply(venue: Venue, message) -> str:
+    """BusinessMessageReject (j): audited against the message (and order) it names;
+    the order is flagged for a person to look at, not changed."""
+    order_id = routing_services.session_reject_record(venue_id=venue.pk, msg_type="j", fields=message.fields)
+    order = Order.objects.filter(pk=order_id).first() if order_id else None
+    if order is not None:
+        tags = {int(tag): str(value) for tag, value in message.fields}
+        _flag(
+            order,
+            venue=venue,
+            kind=OrderFlag.Kind.UNEXPECTED_MESSAGE,
+            message=f"Venue rejected our {tags.get(372, '?')} message: {tags.get(58, '') or tags.get(380, '')}",
+            details={"ref_seq_num": tags.get(45, ""), "business_reject_reason": tags.get(380, "")},
+        )
+    return "recorded"
+
+
+def venue_reconcile(*, venue_code: str) -> list[int]:
+    """After a logon: queue an OrderStatusRequest (35=H) for every order still working
+    (or awaiting an answer) at the venue, so whatever happened while we were away comes
+    back as ExecutionReports (ExecType I) through the inbox. Orders whose message is
+    still in the outbox are skipped: that message goes out first anyway. Returns the
+    ids of the orders asked about."""
+    venue = Venue.objects.filter(code=venue_code).first()
+    if venue is None:
+        raise InvalidInput("Unknown venue.", details={"venue": [venue_code]})
+    stamp = _now().strftime("%Y%m%d%H%M%S%f")
+    with transaction.atomic():
+        queued = routing_selectors.outbox_pending_order_ids(venue_id=venue.pk)
+        orders = (
+            Order.objects.filter(venue=venue, status__in=LIVE_STATUSES)
+            .exclude(pk__in=queued)
+            .select_related("security")
+            .order_by("id")
+        )
+        asked: list[int] = []
+        for order in orders:
+            cl_ord_id = order.cl_ord_id or order.client_order_id
+            status_req_id = f"S{order.pk}-{stamp}"
+            routing_services.outbox_message_enqueue(
+                venue=venue,
+                order_id=order.pk,
+                # The status request's own id: the order's ClOrdID stays free for
+                # outbox_message_withdraw, which looks for an unsent NewOrderSingle.
+                cl_ord_id=status_req_id,
+                msg_type=codec.MSG_ORDER_STATUS_REQUEST,
+                fields=codec.order_status_request(
+                    cl_ord_id=cl_ord_id,
+                    venue_order_id=order.venue_order_id,
+                    status_req_id=status_req_id,
+                    symbol=order.security.symbol,
+                    side=order.side,
+                ),
+            )
+            asked.append(order.pk)
+        audit_event_record(
+            actor=f"system:reconcile:{venue.code}",
+            action="venue.reconcile_requested",
+            object_type="venue",
+            object_id=venue.code,
+            details={"order_ids": asked},
+        )
+    return asked

@@ -70,3 +70,118 @@ class OutboundMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.venue_id} {self.msg_type} {self.cl_ord_id} ({self.state})"
+
+
+class VenueSession(models.Model):
+    """The FIX session of a venue as the hosting workers see it: who holds it (a lease
+    with a fencing token), its sequence numbers and health, and what an operator asked
+    the holder to do. Exactly one row per venue, created when a worker first contends."""
+
+    class Status(models.TextChoices):
+        DISCONNECTED = "disconnected", "Disconnected"
+        CONNECTING = "connecting", "Connecting (Logon sent)"
+        CONNECTED = "connected", "Connected (logged on)"
+
+    class Action(models.TextChoices):
+        NONE = "", "None"
+        DISCONNECT = "disconnect", "Disconnect (log out and stay down)"
+        RECONNECT = "reconnect", "Reconnect (clears a fatal error or a disconnect)"
+        SET_SEQUENCE = "set_sequence", "Set sequence numbers"
+
+    venue = models.OneToOneField(Venue, on_delete=models.PROTECT, related_name="session")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.DISCONNECTED)
+    next_sender_seq = models.PositiveIntegerField(default=1)
+    next_target_seq = models.PositiveIntegerField(default=1)
+    # Generations of sequence numbering: bumped whenever a number goes back down (a
+    # sequence reset), so stored messages stay unique per (epoch, MsgSeqNum).
+    sender_epoch = models.PositiveIntegerField(default=1)
+    target_epoch = models.PositiveIntegerField(default=1)
+    holder = models.CharField(max_length=200, blank=True, help_text="worker holding the lease")
+    fencing_token = models.BigIntegerField(default=0, help_text="bumped on every lease acquisition")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    last_logon_at = models.DateTimeField(null=True, blank=True)
+    last_message_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    fatal = models.BooleanField(default=False, help_text="stopped on an error a reconnect would repeat")
+    stopped = models.BooleanField(default=False, help_text="disconnected by an operator; stays down until reconnect")
+    requested_action = models.CharField(max_length=12, choices=Action.choices, blank=True, default="")
+    requested_sender_seq = models.PositiveIntegerField(null=True, blank=True)
+    requested_target_seq = models.PositiveIntegerField(null=True, blank=True)
+    requested_by = models.CharField(max_length=150, blank=True)
+    requested_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "FIX session"
+
+    def __str__(self) -> str:
+        return f"{self.venue_id} {self.status}"
+
+
+class FixMessageLog(models.Model):
+    """Every raw FIX message in and out. Outbound ones are the message store that
+    answers ResendRequests (unique per sender epoch and MsgSeqNum)."""
+
+    class Direction(models.TextChoices):
+        IN = "in", "In"
+        OUT = "out", "Out"
+
+    venue = models.ForeignKey(Venue, on_delete=models.PROTECT, related_name="fix_messages")
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    epoch = models.PositiveIntegerField()
+    msg_seq_num = models.PositiveIntegerField(null=True, blank=True)
+    msg_type = models.CharField(max_length=4, blank=True)
+    raw = models.TextField()
+    poss_dup = models.BooleanField(default=False, help_text="a resend (PossDupFlag=Y) of a stored message")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "FIX message"
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["venue", "epoch", "msg_seq_num"],
+                condition=models.Q(direction="out", poss_dup=False),
+                name="fix_outbound_unique_per_epoch_seq",
+            )
+        ]
+        indexes = [models.Index(fields=["venue", "direction", "epoch", "msg_seq_num"])]
+
+    def __str__(self) -> str:
+        return f"{self.venue_id} {self.direction} {self.msg_seq_num} {self.msg_type}"
+
+
+class InboundMessage(models.Model):
+    """The inbox: each inbound application message, stored in the same transaction
+    that advances the expected MsgSeqNum, then applied by a task in MsgSeqNum order."""
+
+    venue = models.ForeignKey(Venue, on_delete=models.PROTECT, related_name="inbound_messages")
+    epoch = models.PositiveIntegerField()
+    msg_seq_num = models.PositiveIntegerField()
+    msg_type = models.CharField(max_length=4)
+    fields = models.JSONField(help_text="the whole message as [[tag, value], ...]")
+    raw = models.TextField()
+    poss_dup = models.BooleanField(default=False)
+    received_at = models.DateTimeField(auto_now_add=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=20, blank=True)
+    error = models.TextField(blank=True, help_text="why applying failed; the message is kept for review")
+
+    class Meta:
+        verbose_name = "inbound message (inbox)"
+        verbose_name_plural = "inbound messages (inbox)"
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["venue", "epoch", "msg_seq_num"], name="inbox_unique_per_epoch_seq")
+        ]
+        indexes = [
+            models.Index(
+                fields=["venue", "epoch", "msg_seq_num"],
+                condition=models.Q(applied_at__isnull=True, error=""),
+                name="inbox_unapplied",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.venue_id} #{self.epoch}/{self.msg_seq_num} {self.msg_type}"

@@ -1,10 +1,42 @@
+"""Routing use cases: the outbox written by order services, and the FIX session rows
+the hosting workers keep (lease, sequence numbers, inbox, operator requests).
+
+Time that decides who holds a lease is the database's (``Now()``), never a worker's
+clock: workers on several machines compare against one clock."""
+
 from __future__ import annotations
 
+import datetime as dt
+import logging
 from collections.abc import Iterable
+from typing import Any
 
-from .models import OutboundMessage, Venue
+from django.db import transaction
+from django.db.models import DateTimeField, ExpressionWrapper, F, Q
+from django.db.models.functions import Now
+
+from audit.services import audit_event_record
+
+from .models import FixMessageLog, InboundMessage, OutboundMessage, Venue, VenueSession
+
+logger = logging.getLogger(__name__)
 
 
+class LeaseLost(Exception):
+    """This worker no longer holds the venue's lease (expired, or taken over): it must
+    stop sending at once."""
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def lease_extension(seconds: float):
+    """The database's now + ``seconds``, as an expression for an UPDATE."""
+    return ExpressionWrapper(Now() + dt.timedelta(seconds=seconds), output_field=DateTimeField())
+
+
+# ---------------------------------------------------------------------------- outbox
 def outbox_message_enqueue(
     *, venue: Venue, order_id: int, cl_ord_id: str, msg_type: str, fields: Iterable[tuple[int, str]]
 ) -> OutboundMessage:
@@ -28,4 +60,358 @@ def outbox_message_withdraw(*, order_id: int, cl_ord_id: str) -> bool:
             order_id=order_id, cl_ord_id=cl_ord_id, state=OutboundMessage.State.PENDING
         ).update(state=OutboundMessage.State.VOID)
         == 1
+    )
+
+
+# ----------------------------------------------------------------------------- lease
+def _fenced(*, venue_id: int, holder: str, token: int):
+    """The session row, only while ``holder`` holds the lease with ``token``."""
+    return VenueSession.objects.filter(
+        venue_id=venue_id, holder=holder, fencing_token=token, lease_expires_at__gt=Now()
+    )
+
+
+def venue_session_ensure(*, venue_id: int) -> None:
+    # Insert-or-fetch: the unique venue decides.
+    VenueSession.objects.bulk_create([VenueSession(venue_id=venue_id)], ignore_conflicts=True)
+
+
+def session_lease_acquire(*, venue_id: int, holder: str, ttl: float) -> int | None:
+    """Take the venue's lease if nobody holds a live one; returns the new fencing
+    token, or None. Every acquisition bumps the token, so anything a former holder
+    still tries to write is refused."""
+    venue_session_ensure(venue_id=venue_id)
+    with transaction.atomic():
+        updated = (
+            VenueSession.objects.filter(venue_id=venue_id)
+            .filter(Q(holder="") | Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=Now()))
+            .update(
+                holder=holder,
+                fencing_token=F("fencing_token") + 1,
+                lease_expires_at=lease_extension(ttl),
+                status=VenueSession.Status.DISCONNECTED,
+                updated_at=Now(),
+            )
+        )
+        if not updated:
+            return None
+        session = VenueSession.objects.get(venue_id=venue_id)
+        logger.info("FIX session %s: lease taken by %s (token %s)", venue_id, holder, session.fencing_token)
+        return session.fencing_token
+
+
+def session_lease_renew(*, venue_id: int, holder: str, token: int, ttl: float) -> None:
+    if not _fenced(venue_id=venue_id, holder=holder, token=token).update(lease_expires_at=lease_extension(ttl)):
+        raise LeaseLost(f"venue {venue_id}: lease lost by {holder}")
+
+
+def session_lease_release(*, venue_id: int, holder: str, token: int) -> None:
+    """Give the lease up on a clean stop, so another worker takes over at once."""
+    VenueSession.objects.filter(venue_id=venue_id, holder=holder, fencing_token=token).update(
+        holder="", lease_expires_at=None, status=VenueSession.Status.DISCONNECTED
+    )
+
+
+def session_lease_check(*, venue_id: int, holder: str, token: int) -> VenueSession:
+    """Inside the caller's transaction: lock the session row and make sure the lease is
+    still ours (holder, token, not expired) before anything is sent."""
+    session = _fenced(venue_id=venue_id, holder=holder, token=token).select_for_update().first()
+    if session is None:
+        raise LeaseLost(f"venue {venue_id}: lease lost by {holder}")
+    return session
+
+
+def session_fenced_update(*, venue_id: int, holder: str, token: int, **values: Any) -> None:
+    """Update the session row only while the lease is ours."""
+    if not _fenced(venue_id=venue_id, holder=holder, token=token).update(**values):
+        raise LeaseLost(f"venue {venue_id}: lease lost by {holder}")
+
+
+# -------------------------------------------------------------------- session status
+def session_status_set(
+    *, venue_id: int, holder: str, token: int, status: str, error: str | None = None, logon: bool = False
+) -> None:
+    values: dict[str, Any] = {"status": status}
+    if logon:
+        values["last_logon_at"] = _now()
+    if error:
+        values.update(last_error=error[:2000], last_error_at=_now())
+    VenueSession.objects.filter(venue_id=venue_id, holder=holder, fencing_token=token).update(**values)
+
+
+def session_error_record(*, venue_id: int, holder: str, token: int | None, error: str) -> None:
+    """A connection problem (refused, dropped): recorded on the row, nothing more."""
+    qs = VenueSession.objects.filter(venue_id=venue_id, holder=holder)
+    if token is not None:
+        qs = qs.filter(fencing_token=token)
+    qs.update(last_error=error[:2000], last_error_at=_now(), status=VenueSession.Status.DISCONNECTED)
+
+
+def session_fatal_mark(*, venue_id: int, holder: str, token: int, reason: str) -> None:
+    """An error a reconnect would only repeat (MsgSeqNum too low): stop reconnecting
+    until an operator asks for it, and alert."""
+    with transaction.atomic():
+        session = VenueSession.objects.select_for_update().select_related("venue").get(venue_id=venue_id)
+        session.fatal = True
+        session.status = VenueSession.Status.DISCONNECTED
+        session.last_error = reason[:2000]
+        session.last_error_at = _now()
+        session.save(update_fields=["fatal", "status", "last_error", "last_error_at", "updated_at"])
+        audit_event_record(
+            actor=f"system:fix-host:{holder}",
+            action="venue.session_fatal",
+            object_type="venue",
+            object_id=session.venue.code,
+            details={"reason": reason, "fencing_token": token},
+        )
+    logger.error("FIX session %s: FATAL, not reconnecting until an operator does: %s", session.venue.code, reason)
+
+
+def session_action_request(
+    *,
+    venue: Venue,
+    action: str,
+    actor: str,
+    sender_seq: int | None = None,
+    target_seq: int | None = None,
+) -> VenueSession:
+    """An operator's request (admin): the worker holding the session carries it out,
+    because only it holds the socket. ``reconnect`` also clears a fatal stop, so a
+    new holder connects even if the old one is gone."""
+    if action not in (VenueSession.Action.DISCONNECT, VenueSession.Action.RECONNECT, VenueSession.Action.SET_SEQUENCE):
+        raise ValueError(f"unknown action {action!r}")
+    if action == VenueSession.Action.SET_SEQUENCE and not (sender_seq or target_seq):
+        raise ValueError("set_sequence needs a sender and/or target sequence number of at least 1")
+    venue_session_ensure(venue_id=venue.pk)
+    with transaction.atomic():
+        session = VenueSession.objects.select_for_update().get(venue=venue)
+        before = _session_snapshot(session)
+        session.requested_action = action
+        session.requested_sender_seq = sender_seq if action == VenueSession.Action.SET_SEQUENCE else None
+        session.requested_target_seq = target_seq if action == VenueSession.Action.SET_SEQUENCE else None
+        session.requested_by = actor
+        session.requested_at = _now()
+        if action == VenueSession.Action.RECONNECT:
+            session.fatal = False
+            session.stopped = False
+        elif action == VenueSession.Action.DISCONNECT:
+            session.stopped = True
+        session.save()
+        audit_event_record(
+            actor=actor,
+            action=f"venue.session_{action}_requested",
+            object_type="venue",
+            object_id=venue.code,
+            before=before,
+            after=_session_snapshot(session),
+        )
+    return session
+
+
+def session_action_take(*, venue_id: int, holder: str, token: int) -> VenueSession | None:
+    """The holder picks up the pending operator request (if any), clearing it."""
+    with transaction.atomic():
+        session = _fenced(venue_id=venue_id, holder=holder, token=token).select_for_update().first()
+        if session is None:
+            raise LeaseLost(f"venue {venue_id}: lease lost by {holder}")
+        if not session.requested_action:
+            return None
+        taken = VenueSession(**{f.attname: getattr(session, f.attname) for f in VenueSession._meta.concrete_fields})
+        session.requested_action = ""
+        session.requested_sender_seq = None
+        session.requested_target_seq = None
+        session.save(update_fields=["requested_action", "requested_sender_seq", "requested_target_seq", "updated_at"])
+        return taken
+
+
+def _session_snapshot(session: VenueSession) -> dict[str, Any]:
+    return {
+        "status": session.status,
+        "next_sender_seq": session.next_sender_seq,
+        "next_target_seq": session.next_target_seq,
+        "holder": session.holder,
+        "fatal": session.fatal,
+        "stopped": session.stopped,
+        "requested_action": session.requested_action,
+        "requested_sender_seq": session.requested_sender_seq,
+        "requested_target_seq": session.requested_target_seq,
+    }
+
+
+def session_reject_record(*, venue_id: int, msg_type: str, fields: list[tuple[int, str]]) -> int | None:
+    """A session Reject (3) or BusinessMessageReject (j) of something we sent: audit it,
+    naming the outbound message (and so the order) its RefSeqNum (45) points at.
+    Returns that order's id, if any."""
+    tags = {int(tag): str(value) for tag, value in fields}
+    venue = Venue.objects.get(pk=venue_id)
+    ref_seq = tags.get(45, "")
+    ref = None
+    if ref_seq.isdigit():
+        ref = (
+            OutboundMessage.objects.filter(venue_id=venue_id, msg_seq_num=int(ref_seq), state="sent")
+            .order_by("-sent_at", "-id")
+            .first()
+        )
+    details = {
+        "msg_type": msg_type,
+        "ref_seq_num": ref_seq,
+        "ref_msg_type": tags.get(372, ""),
+        "ref_tag": tags.get(371, ""),
+        "reason": tags.get(373 if msg_type == "3" else 380, ""),
+        "text": tags.get(58, ""),
+        "outbound_message_id": ref.pk if ref else None,
+        "order_id": ref.order_id if ref else None,
+        "cl_ord_id": ref.cl_ord_id if ref else None,
+    }
+    logger.error("FIX %s rejected our message %s: %s", venue.code, ref_seq, details)
+    audit_event_record(
+        actor=f"venue:{venue.code}",
+        action="venue.session_reject" if msg_type == "3" else "venue.business_reject",
+        object_type="order" if ref else "venue",
+        object_id=ref.order_id if ref else venue.code,
+        details=details,
+    )
+    return ref.order_id if ref else None
+
+
+# ----------------------------------------------------------------------------- inbox
+def inbox_mark_applied(*, message: InboundMessage, outcome: str) -> None:
+    """Inside the caller's transaction, together with the message's effect."""
+    InboundMessage.objects.filter(pk=message.pk).update(applied_at=_now(), outcome=outcome[:20], error="")
+
+
+def inbox_mark_failed(*, message: InboundMessage, error: str) -> None:
+    """The message could not be applied: kept, with the reason, for review; the ones
+    after it still apply."""
+    InboundMessage.objects.filter(pk=message.pk).update(outcome="failed", error=error[:4000] or "failed")
+
+
+def inbox_retry(*, message_id: int, actor: str) -> None:
+    """An operator sends a failed inbox message back to be applied again."""
+    with transaction.atomic():
+        message = InboundMessage.objects.select_for_update().select_related("venue").get(pk=message_id)
+        if message.applied_at is not None or not message.error:
+            return
+        audit_event_record(
+            actor=actor,
+            action="venue.inbox_retry",
+            object_type="venue",
+            object_id=message.venue.code,
+            details={"inbound_message_id": message.pk, "msg_seq_num": message.msg_seq_num, "error": message.error},
+        )
+        InboundMessage.objects.filter(pk=message.pk).update(error="", outcome="")
+
+
+def venue_lock_for_inbox(*, venue_id: int) -> None:
+    """Serialise applying a venue's inbox (MsgSeqNum order) across workers, for the rest
+    of the caller's transaction. An advisory lock, not the session row: the FIX session
+    keeps writing that row while reports are applied."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [INBOX_LOCK_CLASS, venue_id])
+
+
+INBOX_LOCK_CLASS = 0x0F1C  # advisory lock namespace of the inbox
+
+
+# ---------------------------------------------------------------- venue configuration
+VENUE_CONFIG_FIELDS = (
+    "host",
+    "port",
+    "sender_comp_id",
+    "target_comp_id",
+    "fix_version",
+    "heartbeat_interval",
+    "reset_on_logon",
+    "enabled",
+)
+
+
+def venue_configure(*, code: str, actor: str, **values: Any) -> tuple[Venue, bool]:
+    """Create or update a venue's connection settings (validated, audited)."""
+    from django.core.exceptions import ValidationError
+
+    unknown = set(values) - set(VENUE_CONFIG_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown venue settings: {', '.join(sorted(unknown))}")
+    with transaction.atomic():
+        venue = Venue.objects.select_for_update().filter(code=code).first()
+        created = venue is None
+        if created:
+            missing = [f for f in ("host", "port", "sender_comp_id", "target_comp_id") if values.get(f) is None]
+            if missing:
+                raise ValidationError({f: ["required for a new venue"] for f in missing})
+            venue = Venue(code=code, name=code)
+        before = None if created else {f: getattr(venue, f) for f in VENUE_CONFIG_FIELDS}
+        for field, value in values.items():
+            if value is not None:
+                setattr(venue, field, value)
+        venue.full_clean()
+        venue.save()
+        after = {f: getattr(venue, f) for f in VENUE_CONFIG_FIELDS}
+        audit_event_record(
+            actor=actor,
+            action="venue.created" if created else "venue.updated",
+            object_type="venue",
+            object_id=code,
+            before=before,
+            after=after,
+        )
+    return venue, created
+
+
+def outbox_message_stamp(*, venue_id: int, holder: str, token: int, message_id: int, prepare) -> bytes | None:
+    """Claim one outbox message for sending, in ONE transaction: check the lease (row
+    lock on the session), stamp MsgSeqNum and store the message (``prepare``, the FIX
+    session's ``prepare_app``), mark the outbox row sent with its number. Returns the
+    bytes to write after the commit, or None if the message was withdrawn meanwhile.
+
+    A crash after this commit and before the write is healed by FIX itself: the venue
+    sees the gap and asks for a resend, answered from the store with PossDupFlag=Y."""
+    with transaction.atomic():
+        session_lease_check(venue_id=venue_id, holder=holder, token=token)
+        message = (
+            OutboundMessage.objects.select_for_update()
+            .filter(pk=message_id, venue_id=venue_id, state=OutboundMessage.State.PENDING)
+            .first()
+        )
+        if message is None:
+            return None
+        seq, raw = prepare(message.msg_type, [(int(tag), str(value)) for tag, value in message.fields])
+        message.state = OutboundMessage.State.SENT
+        message.msg_seq_num = seq
+        message.sent_at = _now()
+        message.save(update_fields=["state", "msg_seq_num", "sent_at"])
+        return raw
+
+
+def fix_messages_log_inbound(*, venue_id: int, epoch: int, frames: list[tuple[int | None, str, bytes]]) -> None:
+    """Keep every raw inbound message (admin ones too) for operations and the audit."""
+    FixMessageLog.objects.bulk_create(
+        [
+            FixMessageLog(
+                venue_id=venue_id,
+                direction=FixMessageLog.Direction.IN,
+                epoch=epoch,
+                msg_seq_num=seq,
+                msg_type=msg_type,
+                raw=raw.decode("latin-1"),
+            )
+            for seq, msg_type, raw in frames
+        ]
+    )
+
+
+def fix_message_log_resend(*, venue_id: int, epoch: int, seq: int | None, msg_type: str, raw: bytes) -> None:
+    """A PossDup resend or gap fill we wrote (not part of the message store)."""
+    FixMessageLog.objects.create(
+        venue_id=venue_id,
+        direction=FixMessageLog.Direction.OUT,
+        epoch=epoch,
+        msg_seq_num=seq,
+        msg_type=msg_type,
+        raw=raw.decode("latin-1"),
+        poss_dup=True,
     )

@@ -1,0 +1,117 @@
+"""``DbStore``: the FIX ``SessionStore`` on PostgreSQL, for the worker holding a
+venue's lease.
+
+Every write is fenced: it changes the session row only while this worker's holder id
+and fencing token are on it and the lease has not expired, and raises ``LeaseLost``
+otherwise, so a worker that lost the venue cannot stamp, store or advance anything.
+Every such write also extends the lease (``lease_ttl``), so a holder busy with a long
+burst keeps the venue while it makes progress. Sequence numbers are cached in memory
+(the fenced holder is their only writer) and reloaded after a rolled-back transaction
+(``reload``).
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models.functions import Now
+
+from .models import FixMessageLog, InboundMessage, VenueSession
+from .services import lease_extension, session_fenced_update
+
+
+class DbStore:
+    def __init__(self, *, venue_id: int, holder: str, token: int, lease_ttl: float | None = None) -> None:
+        self.venue_id = venue_id
+        self.holder = holder
+        self.token = token
+        self.lease_ttl = lease_ttl
+        self.reload()
+
+    # ------------------------------------------------------------------ helpers
+    def reload(self) -> None:
+        row = VenueSession.objects.get(venue_id=self.venue_id)
+        self._sender_seq = row.next_sender_seq
+        self._target_seq = row.next_target_seq
+        self.sender_epoch = row.sender_epoch
+        self.target_epoch = row.target_epoch
+
+    def _update(self, **values) -> None:
+        if self.lease_ttl:
+            values["lease_expires_at"] = lease_extension(self.lease_ttl)
+        session_fenced_update(venue_id=self.venue_id, holder=self.holder, token=self.token, **values)
+
+    # ----------------------------------------------------------- SessionStore API
+    def next_sender_seq(self) -> int:
+        return self._sender_seq
+
+    def next_target_seq(self) -> int:
+        return self._target_seq
+
+    def set_next_sender_seq(self, seq: int) -> None:
+        if seq == self._sender_seq:
+            return
+        # Going back reuses numbers: a new generation keeps the stored ones apart.
+        epoch = self.sender_epoch + 1 if seq < self._sender_seq else self.sender_epoch
+        self._update(next_sender_seq=seq, sender_epoch=epoch)
+        self._sender_seq, self.sender_epoch = seq, epoch
+
+    def set_next_target_seq(self, seq: int) -> None:
+        if seq == self._target_seq:
+            return
+        epoch = self.target_epoch + 1 if seq < self._target_seq else self.target_epoch
+        self._update(next_target_seq=seq, target_epoch=epoch)
+        self._target_seq, self.target_epoch = seq, epoch
+
+    def save_outbound(self, seq: int, msg_type: str, raw: bytes) -> None:
+        """Store the message and advance the sender number past it, atomically."""
+        epoch = self.sender_epoch
+        if seq < self._sender_seq:
+            epoch += 1
+        with transaction.atomic():
+            self._update(next_sender_seq=seq + 1, sender_epoch=epoch, last_message_at=Now())
+            FixMessageLog.objects.create(
+                venue_id=self.venue_id,
+                direction=FixMessageLog.Direction.OUT,
+                epoch=epoch,
+                msg_seq_num=seq,
+                msg_type=msg_type,
+                raw=raw.decode("latin-1"),
+            )
+        self._sender_seq, self.sender_epoch = seq + 1, epoch
+
+    def outbound_range(self, begin: int, end: int) -> list[tuple[int, str, bytes]]:
+        rows = FixMessageLog.objects.filter(
+            venue_id=self.venue_id,
+            direction=FixMessageLog.Direction.OUT,
+            poss_dup=False,
+            epoch=self.sender_epoch,
+            msg_seq_num__gte=begin,
+            msg_seq_num__lte=end,
+        ).order_by("msg_seq_num")
+        return [(r.msg_seq_num, r.msg_type, r.raw.encode("latin-1")) for r in rows]
+
+    def accept_inbound(self, seq: int, msg_type: str, fields: list[tuple[int, str]], raw: bytes) -> None:
+        """The inbox rule (DESIGN §4.3): the message is stored in the transaction that
+        advances the expected sequence number, so it is never lost nor taken twice."""
+        epoch = self.target_epoch
+        if seq < self._target_seq:
+            epoch += 1
+        with transaction.atomic():
+            self._update(next_target_seq=seq + 1, target_epoch=epoch, last_message_at=Now())
+            InboundMessage.objects.create(
+                venue_id=self.venue_id,
+                epoch=epoch,
+                msg_seq_num=seq,
+                msg_type=msg_type,
+                fields=[[tag, value] for tag, value in fields],
+                raw=raw.decode("latin-1"),
+                poss_dup=any(tag == 43 and value == "Y" for tag, value in fields),
+            )
+        self._target_seq, self.target_epoch = seq + 1, epoch
+
+    def reset(self) -> None:
+        """ResetSeqNumFlag: both numbers back to 1, in new generations."""
+        sender_epoch, target_epoch = self.sender_epoch + 1, self.target_epoch + 1
+        self._update(next_sender_seq=1, next_target_seq=1, sender_epoch=sender_epoch, target_epoch=target_epoch)
+        self._sender_seq = self._target_seq = 1
+        self.sender_epoch, self.target_epoch = sender_epoch, target_epoch
