@@ -1,7 +1,7 @@
 import logging
 import os
 
-from celery import Celery, bootsteps
+from celery import Celery, bootsteps, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "oms_site.settings")
 
@@ -41,3 +41,14 @@ class FixSessionHosting(bootsteps.StartStopStep):
 
 
 app.steps["worker"].add(FixSessionHosting)
+
+
+@signals.worker_process_init.connect
+def _close_inherited_venue_sockets(**kwargs):
+    """A prefork pool child starts with copies of the parent's FIX sockets: close them
+    so only the session holder's process keeps the venue connection."""
+    from routing.hosting import close_inherited_venue_sockets
+
+    closed = close_inherited_venue_sockets()
+    if closed:
+        logger.info("closed %d inherited FIX socket(s) in pool process", closed)

@@ -26,6 +26,7 @@ import socket
 import threading
 import time
 import uuid
+import weakref
 
 from django.conf import settings
 from django.db import close_old_connections, connection
@@ -46,6 +47,27 @@ OUTBOX_BATCH = 200
 CLEAN_ENDS = frozenset({"logout confirmed"})
 
 
+# Every venue socket this process opened. A prefork pool child inherits them with the
+# fork; it must close its copies (``close_inherited_venue_sockets``) or, should the
+# parent die, the child would keep the venue's TCP connection open and the venue might
+# refuse the next holder's logon.
+_VENUE_SOCKETS: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+
+
+def close_inherited_venue_sockets() -> int:
+    """In a forked child: close the child's copies of the parent's venue sockets (the
+    parent's connections stay up: no shutdown, no Logout)."""
+    closed = 0
+    for sock in list(_VENUE_SOCKETS):
+        try:
+            sock.close()
+            closed += 1
+        except OSError:
+            pass
+    _VENUE_SOCKETS.clear()
+    return closed
+
+
 def _setting(name: str, default: float) -> float:
     return float(getattr(settings, name, default))
 
@@ -61,13 +83,74 @@ def enqueue(task_name: str, **kwargs) -> None:
         logger.exception("could not enqueue %s %s", task_name, kwargs)
 
 
-def inbox_sweep() -> list[str]:
+def inbox_sweep(submit=None) -> list[str]:
     """Enqueue applying for every venue with unapplied inbox messages (a worker that
     died between storing a message and enqueueing its task)."""
     codes = selectors.venue_codes_with_unapplied_inbox()
     for code in codes:
-        enqueue(INBOX_APPLY_TASK, venue_code=code)
+        (submit or enqueue)(INBOX_APPLY_TASK, venue_code=code)
     return codes
+
+
+class _Dispatcher:
+    """Enqueues the host's tasks from a thread of its own. Publishing can block for as
+    long as the broker hangs (kombu's Redis transport has no socket timeout by
+    default), and a FIX session must never wait on the broker: it would stop
+    heartbeating, sending and renewing its lease while still holding the venue's
+    connection. Requests for the same task and arguments coalesce while they wait;
+    one never enqueued is found by the inbox sweep."""
+
+    def __init__(self, name: str) -> None:
+        self._pending: dict[tuple, tuple[str, dict]] = {}
+        self._cond = threading.Condition()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> _Dispatcher:
+        self._thread.start()
+        return self
+
+    def submit(self, task_name: str, **kwargs) -> None:
+        from oms_site.celery import app
+
+        if app.conf.task_always_eager:
+            enqueue(task_name, **kwargs)  # runs the task here and now: no broker to wait on
+            return
+        with self._cond:
+            if not self._stopped:
+                self._pending.setdefault((task_name, tuple(sorted(kwargs.items()))), (task_name, kwargs))
+                self._cond.notify()
+
+    def stop(self, *, flush: bool, timeout: float) -> None:
+        with self._cond:
+            self._stopped = True
+            if not flush:
+                self._pending.clear()
+            self._cond.notify()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    while not self._pending and not self._stopped:
+                        self._cond.wait()
+                    if not self._pending:
+                        return
+                    task_name, kwargs = self._pending.pop(next(iter(self._pending)))
+                close_old_connections()  # eager tasks (tests) use this thread's connection
+                enqueue(task_name, **kwargs)
+        finally:
+            connection.close()
+
+
+def _readable(sock: socket.socket, timeout: float) -> bool:
+    """Wait for the socket to be readable (data, EOF or error). poll(2), not select(2):
+    a busy worker's descriptors go past select's limit of 1024."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN | select.POLLPRI)
+    return bool(poller.poll(timeout * 1000))
 
 
 class _Transport:
@@ -148,7 +231,11 @@ class VenueRunner(threading.Thread):
                     logger.exception("FIX %s: session host error", self.code)
                     self._record_error(f"host error: {exc!r}")
                 finally:
-                    self._close_socket()
+                    try:
+                        self._close_socket()  # tells the session, which writes its status
+                    except Exception:
+                        # The database is why we got here, often: the thread must live on.
+                        logger.exception("FIX %s: error closing the session", self.code)
                     if self._release or self.retired:
                         self._release_lease()
                     self.token = None
@@ -260,14 +347,15 @@ class VenueRunner(threading.Thread):
 
     def open_connection(self, host: str, port: int) -> socket.socket:
         # Short enough that the lease is renewed in time even when the venue hangs.
-        return socket.create_connection((host, port), timeout=min(2.0, self.host.lease_renew))
+        sock = socket.create_connection((host, port), timeout=min(2.0, self.host.lease_renew))
+        _VENUE_SOCKETS.add(sock)
+        return sock
 
     def _pump(self, now: float) -> None:
         """One turn: read what arrived, run the timers, send what is queued."""
         session, sock = self.session, self.sock
         try:
-            readable, _, _ = select.select([sock], [], [], self.host.select_timeout)
-            if readable:
+            if _readable(sock, self.host.select_timeout):
                 data = sock.recv(65536)
                 if not data:
                     session.transport = None
@@ -286,9 +374,7 @@ class VenueRunner(threading.Thread):
                 session.transport = None
                 session.connection_lost(f"socket error: {exc}")
         finally:
-            if self._apply_due:
-                self._apply_due = False
-                enqueue(INBOX_APPLY_TASK, venue_code=self.code)
+            self._apply_if_due()
         if session.transport is None:
             self._close_socket()
 
@@ -310,6 +396,11 @@ class VenueRunner(threading.Thread):
             if raw is not None:
                 self.write_prepared(raw)
 
+    def _apply_if_due(self) -> None:
+        if self._apply_due:
+            self._apply_due = False
+            self.host.dispatcher.submit(INBOX_APPLY_TASK, venue_code=self.code)
+
     def write_prepared(self, raw: bytes) -> None:
         """After the commit: the only place an application message hits the socket."""
         self.session.write_prepared(raw, time.monotonic())
@@ -323,8 +414,7 @@ class VenueRunner(threading.Thread):
             session.logout(text, time.monotonic())
             deadline = time.monotonic() + wait
             while session.transport is not None and time.monotonic() < deadline:
-                readable, _, _ = select.select([self.sock], [], [], 0.05)
-                if readable:
+                if _readable(self.sock, 0.05):
                     data = self.sock.recv(65536)
                     if not data:
                         break
@@ -332,6 +422,9 @@ class VenueRunner(threading.Thread):
                     session.data_received(data, time.monotonic())
         except OSError:
             pass
+        finally:
+            # Reports that came in before the venue's Logout: no _pump turn follows.
+            self._apply_if_due()
         if session.transport is not None:
             session.disconnect(text)
         self._close_socket()
@@ -405,7 +498,7 @@ class VenueRunner(threading.Thread):
             logon=True,
         )
         # Ask the venue for the status of everything still working there.
-        enqueue(VENUE_RECONCILE_TASK, venue_code=self.code)
+        self.host.dispatcher.submit(VENUE_RECONCILE_TASK, venue_code=self.code)
 
     def on_logout(self, session: FixSession, reason: str) -> None:
         logger.info("FIX %s: session ended: %s", self.code, reason)
@@ -455,11 +548,13 @@ class SessionHost:
         self.runners: dict[int, VenueRunner] = {}
         self._stop_event = threading.Event()
         self._thread: threading.Thread | None = None
+        self.dispatcher = _Dispatcher(f"fix-enqueue-{self.holder_id}")
 
     def start(self) -> SessionHost:
         from oms_site.celery import app
 
         app.loader.import_default_modules()  # register tasks so eager mode finds them
+        self.dispatcher.start()
         self._thread = threading.Thread(target=self._run, name=f"fix-host-{self.holder_id}", daemon=True)
         self._thread.start()
         return self
@@ -475,6 +570,9 @@ class SessionHost:
                 runner.join(timeout)
         if self._thread is not None and self._thread is not current:
             self._thread.join(timeout)
+        # A crash loses what was not enqueued yet (the sweep finds it); a clean stop
+        # hands it over if the broker lets it.
+        self.dispatcher.stop(flush=release, timeout=timeout)
 
     def runner(self, code: str) -> VenueRunner | None:
         return next((r for r in self.runners.values() if r.code == code), None)
@@ -488,7 +586,7 @@ class SessionHost:
                 try:
                     self._discover()
                     if time.monotonic() >= next_sweep:
-                        inbox_sweep()
+                        inbox_sweep(self.dispatcher.submit)
                         next_sweep = time.monotonic() + self.sweep_every
                 except Exception:
                     logger.exception("FIX session host %s: housekeeping failed", self.holder_id)

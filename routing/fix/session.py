@@ -189,6 +189,8 @@ class FixSession:
     # Messages that arrived past a gap, waiting for the gap to be filled.
     queued: dict[int, Frame] = field(default_factory=dict)
     resend_requested_to: int = 0  # highest seq our outstanding ResendRequest covers
+    resend_requested_at: float = 0.0
+    resend_timeout: float = 10.0  # ask again if the gap is still open after this long
     peer_heartbeat: int = 0
     _framer: Framer = field(default_factory=Framer)
     _test_ids: Any = field(default_factory=lambda: itertools.count(1))
@@ -408,6 +410,7 @@ class FixSession:
             # already covers this message: asking again would only double the resend.
             return
         self.resend_requested_to = received - 1
+        self.resend_requested_at = now
         # EndSeqNo 0: "all messages after BeginSeqNo" (FIX 4.4); the gap is filled by
         # what is resent, and the queued messages then follow in order.
         self.send_admin("2", [(7, str(expected)), (16, "0")], now)
@@ -593,6 +596,13 @@ class FixSession:
             if now - t.state_since > self.config.logout_timeout:
                 self.disconnect("no Logout answer")
             return
+        if self.resend_requested_to and self.queued and now - self.resend_requested_at > self.resend_timeout:
+            # The resend did not fill the gap (a frame lost or garbled on the way):
+            # without asking again every later message would wait in the queue forever.
+            expected = self.store.next_target_seq()
+            logger.warning("FIX %s: gap from %s still open, asking again", self.config.target_comp_id, expected)
+            self.resend_requested_to = 0
+            self._request_resend(expected, max(self.queued), now)
         interval = self.config.heartbeat_interval
         if interval <= 0:
             return  # HeartBtInt 0: the counterparty asked for no heartbeats

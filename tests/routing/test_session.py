@@ -120,7 +120,8 @@ def test_logon_answer_with_a_gap_is_accepted_then_resend_requested(peer, connect
     peer.send("A", [(98, "0"), (108, "30")])
     request = peer.expect("2")
     assert (request[7], request[16]) == ("1", "0")
-    assert driver.session.is_active and driver.app.logons == 1
+    wait_until(lambda: driver.app.logons == 1, message="on_logon called")
+    assert driver.session.is_active
     peer.send("4", [(123, "Y"), (36, "4")], seq=1, poss_dup=True)
     peer.send("8", execution_report("E5"))  # seq 5
     wait_messages(driver, 1)
@@ -200,6 +201,22 @@ def test_gap_sends_one_resend_request_and_queued_messages_follow_in_order(peer, 
     assert driver.app.exec_ids() == ["E2", "E3", "E4", "E5", "E6", "E7", "E8"]
     assert driver.store.next_target_seq() == 9
     assert driver.session.queued == {}
+
+
+def test_a_resend_that_never_fills_the_gap_is_requested_again(peer, logged_on):
+    driver = logged_on()
+    driver.session.resend_timeout = 1.0
+    peer.next_seq = 4
+    peer.send("8", execution_report("E4"))  # 2 and 3 lost
+    assert peer.expect("2")[7] == "2"
+    # The counterparty's resend never arrives: after the timeout we ask again.
+    started = time.monotonic()
+    again = peer.expect("2")
+    assert time.monotonic() - started >= 0.9
+    assert (again[7], again[16]) == ("2", "0")
+    peer.send("4", [(123, "Y"), (36, "4")], seq=2, poss_dup=True)
+    wait_messages(driver, 1)
+    assert driver.app.exec_ids() == ["E4"]
 
 
 def test_gap_after_the_gap_is_filled_gets_a_new_resend_request(peer, logged_on):
