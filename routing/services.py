@@ -369,7 +369,10 @@ def outbox_message_stamp(*, venue_id: int, holder: str, token: int, message_id: 
     bytes to write after the commit, or None if the message was withdrawn meanwhile.
 
     A crash after this commit and before the write is healed by FIX itself: the venue
-    sees the gap and asks for a resend, answered from the store with PossDupFlag=Y."""
+    sees the gap and asks for a resend, answered from the store with PossDupFlag=Y.
+    Not so on a venue that resets sequence numbers at every logon: there is no gap to
+    see, and only the reconciliation after logon (OrderStatusRequest) finds the order
+    unknown to the venue."""
     with transaction.atomic():
         session_lease_check(venue_id=venue_id, holder=holder, token=token)
         message = (
