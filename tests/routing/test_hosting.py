@@ -229,9 +229,10 @@ def test_crash_between_inbox_store_and_apply_is_applied_once_by_the_sweep(
     wait_for(
         lambda: (
             order_status(order) == "filled"
+            and InboundMessage.objects.filter(venue=sim).count() == 3
             and not InboundMessage.objects.filter(venue=sim, applied_at__isnull=True).exists()
         ),
-        what="the sweep to apply the inbox",
+        what="the sweep to apply the inbox, and the reconciliation's answer",
     )
     assert order_services.inbox_apply(venue_code="SIM") == 0
     order.refresh_from_db()
