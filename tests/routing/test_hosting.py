@@ -17,7 +17,6 @@ from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
-from oms_site.celery import app as celery_app
 from orders import services as order_services
 from orders.models import Execution, Order, OrderFlag
 from routing import hosting, selectors, services
@@ -26,6 +25,7 @@ from routing.models import FixMessageLog, InboundMessage, OutboundMessage, Venue
 from routing.services import LeaseLost
 from routing.store import DbStore
 
+from .conftest import wait_for
 from .fix_acceptor import ScriptedVenue
 
 pytestmark = pytest.mark.postgres
@@ -33,16 +33,6 @@ live = pytest.mark.django_db(transaction=True)
 
 ORDERS = "/api/v1/orders/"
 _ids = itertools.count(1)
-
-
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def session_row(venue: Venue) -> VenueSession | None:
@@ -55,14 +45,6 @@ def connected(venue: Venue) -> bool:
 
 
 # ----------------------------------------------------------------------- fixtures
-@pytest.fixture
-def eager():
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = previous
-
-
 @pytest.fixture
 def acceptor():
     venue = ScriptedVenue().start()

@@ -9,20 +9,19 @@ understood by the OMS (applied, shown over the REST API)."""
 from __future__ import annotations
 
 import itertools
-import time
 from decimal import Decimal
 
 import pytest
 from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
-from oms_site.celery import app as celery_app
 from orders import services as order_services
 from orders.models import Order, OrderFlag
 from routing.hosting import SessionHost, VenueRunner
 from routing.models import InboundMessage, OutboundMessage, Venue, VenueSession
 
 from . import quickfix_acceptor
+from .conftest import wait_for as _wait_for
 from .quickfix_acceptor import QuickFixVenue
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -31,25 +30,11 @@ ORDERS = "/api/v1/orders/"
 _ids = itertools.count(1)
 
 
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
+    return _wait_for(predicate, timeout=timeout, what=what)
 
 
 # ----------------------------------------------------------------------- fixtures
-@pytest.fixture
-def eager():
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = previous
-
-
 @pytest.fixture
 def quickfix(tmp_path):
     try:
