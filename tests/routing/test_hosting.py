@@ -20,12 +20,12 @@ from audit.models import AuditEvent
 from orders import services as order_services
 from orders.models import Execution, Order, OrderFlag
 from routing import hosting, selectors, services
-from routing.hosting import SessionHost, VenueRunner
+from routing.hosting import VenueRunner
 from routing.models import FixMessageLog, InboundMessage, OutboundMessage, Venue, VenueSession
 from routing.services import LeaseLost
 from routing.store import DbStore
 
-from .conftest import wait_for
+from .conftest import venue_at, wait_for
 from .fix_acceptor import ScriptedVenue
 
 pytestmark = pytest.mark.postgres
@@ -54,31 +54,7 @@ def acceptor():
 
 @pytest.fixture
 def sim(acceptor) -> Venue:
-    return Venue.objects.create(
-        code="SIM",
-        name="Scripted venue",
-        host="127.0.0.1",
-        port=acceptor.port,
-        sender_comp_id="OMS",
-        target_comp_id="SIM",
-        heartbeat_interval=30,
-    )
-
-
-@pytest.fixture
-def hosts():
-    started: list[SessionHost] = []
-
-    def start(holder_id: str | None = None, runner_class=VenueRunner, **options) -> SessionHost:
-        options.setdefault("discover_every", 0.2)
-        host = SessionHost(holder_id=holder_id or f"test-host-{next(_ids)}", **options)
-        host.runner_class = runner_class
-        started.append(host.start())
-        return host
-
-    yield start
-    for host in started:
-        host.stop(release=True)
+    return venue_at(acceptor.port, "Scripted venue")
 
 
 def post_order(client: APIClient, account, security, quantity=100, price="175.50") -> Order:

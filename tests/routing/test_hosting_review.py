@@ -22,7 +22,6 @@ from .fix_acceptor import ScriptedVenue, _Transport
 from .test_hosting import (  # noqa: F401 (fixtures)
     acceptor,
     connected,
-    hosts,
     order_status,
     post_order,
     session_row,

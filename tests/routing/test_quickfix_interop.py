@@ -21,6 +21,7 @@ from routing.hosting import SessionHost, VenueRunner
 from routing.models import InboundMessage, OutboundMessage, Venue, VenueSession
 
 from . import quickfix_acceptor
+from .conftest import venue_at
 from .conftest import wait_for as _wait_for
 from .quickfix_acceptor import QuickFixVenue
 
@@ -48,35 +49,11 @@ def quickfix(tmp_path):
 
 @pytest.fixture
 def sim(quickfix) -> Venue:
-    return Venue.objects.create(
-        code="SIM",
-        name="QuickFIX acceptor",
-        host="127.0.0.1",
-        port=quickfix.port,
-        sender_comp_id="OMS",
-        target_comp_id="SIM",
-        heartbeat_interval=30,
-    )
+    return venue_at(quickfix.port, "QuickFIX acceptor")
 
 
 @pytest.fixture
-def hosts(eager, sim):
-    """Start OMS session hosts in-process, as Celery workers run them."""
-    started: list[SessionHost] = []
-
-    def start(holder_id: str | None = None, runner_class=VenueRunner) -> SessionHost:
-        host = SessionHost(holder_id=holder_id or f"qf-host-{next(_ids)}", discover_every=0.2)
-        host.runner_class = runner_class
-        started.append(host.start())
-        return host
-
-    yield start
-    for host in started:
-        host.stop(release=True)
-
-
-@pytest.fixture
-def host(hosts) -> SessionHost:
+def host(eager, sim, hosts) -> SessionHost:
     return hosts()
 
 
@@ -245,7 +222,7 @@ def test_quickfix_acceptor_validates_our_messages_and_we_understand_its(quickfix
     assert quickfix.problems == [], "\n".join(quickfix.problems) + "\n" + quickfix.event_log()
 
 
-def test_a_resend_after_a_crash_and_heartbeats_pass_quickfix(quickfix, sim, hosts, api, account, aapl):
+def test_a_resend_after_a_crash_and_heartbeats_pass_quickfix(eager, quickfix, sim, hosts, api, account, aapl):
     """The worker dies between the outbox commit and the socket write; the next holder
     logs on with a gap, QuickFIX asks for a resend, and gets the NewOrderSingle as a
     PossDup resend (OrigSendingTime) and a SequenceReset-GapFill over the Logon. With a
