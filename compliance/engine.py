@@ -1,20 +1,32 @@
 """Pre-trade compliance engine.
 
-``evaluate(order=...)`` runs every registered rule, persists each verdict (pass, warn or
-block) and returns the combined outcome: any block blocks, else any warn warns. A rule
-that raises blocks the order (fail closed, SEC 15c3-5(c)(2)(i)). The rules themselves
-are added by the compliance work (restricted list, limits, fat finger, ...); each is a
-callable taking the order and the stage and returning a ``RuleVerdict``.
+``evaluate(order=...)`` runs every registered rule on an order (or on a prospective
+one, for the what-if check), persists each verdict (pass, warn or block) and returns
+the combined outcome: any block blocks, else any warn not covered by an approved
+override warns. A rule that raises blocks the order (fail closed, SEC 15c3-5(c)(2)(i)).
+
+Rules are functions of a ``Check`` returning a ``RuleVerdict``; they live in
+``compliance.rules`` and are registered when the app loads. Limits read the account's
+positions and working orders, so the caller holds the account's row lock
+(``orders.services`` does): two orders racing on one limit are evaluated one after the
+other, and the second sees the first as working.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
-from .models import ComplianceResult, Outcome
+from django.db.models import Q
+
+from audit.services import actor_name, audit_event_record
+
+from .models import SCOPE_PRECEDENCE, ComplianceResult, Outcome, RuleSetting, Scope
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +37,9 @@ class RuleVerdict:
     code: str
     reason: str = ""
     internal: bool = False
+    # Run after the results are stored (never on a what-if check) with the combined
+    # outcome: consuming a locate, raising a review item.
+    commit: Callable[[str], None] | None = None
 
 
 @dataclass
@@ -33,11 +48,85 @@ class Evaluation:
     results: list[ComplianceResult] = field(default_factory=list)
 
     @property
+    def visible_results(self) -> list[ComplianceResult]:
+        return [r for r in self.results if not r.internal]
+
+    @property
     def visible_reasons(self) -> list[str]:
-        return [r.reason for r in self.results if r.outcome != Outcome.PASS and not r.internal]
+        return [r.reason for r in self.visible_results if r.outcome != Outcome.PASS and not r.overridden]
+
+    @property
+    def warnings(self) -> list[str]:
+        """Rules whose warnings hold the order (what an override must cover)."""
+        return [r.rule for r in self.visible_results if r.outcome == Outcome.WARN and not r.overridden]
 
 
-Rule = Callable[..., RuleVerdict]
+@dataclass
+class Check:
+    """What the rules look at: the order as it would be after this step."""
+
+    order: Any
+    stage: str
+    user: Any
+    quantity: int
+    limit_price: Decimal | None
+    venue: Any
+    now: dt.datetime
+    dry_run: bool
+    cache: dict = field(default_factory=dict)
+
+    @property
+    def security(self):
+        return self.order.security
+
+    @property
+    def account(self):
+        return self.order.account
+
+    @property
+    def trader(self):
+        return self.order.created_by if self.order.created_by_id else self.user
+
+    @property
+    def reference_price(self) -> Decimal | None:
+        price = self.security.reference_price
+        return price if price else None
+
+    @property
+    def price(self) -> Decimal | None:
+        """The price that values the order: its limit, else its stop, else the
+        reference price."""
+        return self.limit_price or self.order.stop_price or self.reference_price
+
+    @property
+    def notional(self) -> Decimal | None:
+        price = self.price
+        return None if price is None else price * self.quantity
+
+    @cached_property
+    def _settings(self) -> list[RuleSetting]:
+        applicable = Q(scope=Scope.FIRM) | Q(scope=Scope.ACCOUNT, account_id=self.order.account_id)
+        applicable |= Q(scope=Scope.SECURITY, security_id=self.order.security_id)
+        if self.security.issuer:
+            applicable |= Q(scope=Scope.ISSUER, issuer__iexact=self.security.issuer)
+        trader = self.trader
+        if trader is not None and getattr(trader, "pk", None):
+            applicable |= Q(scope=Scope.TRADER, trader_id=trader.pk)
+        return list(RuleSetting.objects.filter(applicable))
+
+    def settings_for(self, rule: str) -> list[RuleSetting]:
+        """The settings that decide ``rule`` for this order: those of the most specific
+        scope that has any (security > issuer > account > trader > firm), enabled
+        ones only; empty when the rule is off or not configured."""
+        mine = [s for s in self._settings if s.rule == rule]
+        for scope in SCOPE_PRECEDENCE:
+            level = [s for s in mine if s.scope == scope]
+            if level:
+                return [s for s in level if s.enabled]
+        return []
+
+
+Rule = Callable[[Check], RuleVerdict]
 _RULES: dict[str, Rule] = {}
 
 
@@ -53,33 +142,88 @@ def registered_rules() -> dict[str, Rule]:
     return dict(_RULES)
 
 
-def evaluate(*, order: Any, stage: str = "submit", changes: dict[str, Any] | None = None) -> Evaluation:
-    """Run all rules on ``order`` (with proposed ``changes`` for an amendment) and
-    persist one result per rule in the caller's transaction."""
+def results_store(results: list[ComplianceResult]) -> None:
+    ComplianceResult.objects.bulk_create(results)
+
+
+def evaluate(
+    *,
+    order: Any,
+    stage: str = "submit",
+    user: Any = None,
+    changes: dict[str, Any] | None = None,
+    venue: Any = None,
+    dry_run: bool = False,
+    covered: Iterable[str] = (),
+) -> Evaluation:
+    """Run all rules on ``order`` (with proposed ``changes`` for an amendment).
+
+    Persists one result per rule in the caller's transaction, unless ``dry_run`` (the
+    what-if check), which writes nothing at all. Warnings of rules in ``covered`` (an
+    approved override) are recorded as overridden and do not hold the order."""
+    changes = changes or {}
+    check = Check(
+        order=order,
+        stage=stage,
+        user=user,
+        quantity=changes.get("quantity") or order.quantity,
+        limit_price=changes.get("limit_price") or order.limit_price,
+        venue=venue if venue is not None else (order.venue if order.venue_id else None),
+        now=dt.datetime.now(dt.UTC),
+        dry_run=dry_run,
+    )
+    covered = frozenset(covered)
     results: list[ComplianceResult] = []
+    commits: list[Callable[[str], None]] = []
     for name, rule in sorted(_RULES.items()):
         try:
-            verdict = rule(order=order, stage=stage, changes=changes or {})
+            verdict = rule(check)
         except Exception:  # a broken rule must block, never wave the order through
             logger.exception("compliance rule %s failed on order %s", name, order.pk)
             verdict = RuleVerdict(Outcome.BLOCK, "rule_error", f"Compliance rule {name} could not be evaluated.")
         results.append(
             ComplianceResult(
-                order=order,
+                order=order if order.pk else None,
                 stage=stage,
                 rule=name,
                 outcome=verdict.outcome,
                 code=verdict.code,
                 reason=verdict.reason,
                 internal=verdict.internal,
+                overridden=verdict.outcome == Outcome.WARN and name in covered and not verdict.internal,
+                # One time for the whole evaluation: its results are found together.
+                evaluated_at=check.now,
             )
         )
-    ComplianceResult.objects.bulk_create(results)
-    outcomes = {r.outcome for r in results if not r.internal}
-    if Outcome.BLOCK in outcomes:
+        if verdict.commit is not None:
+            commits.append(verdict.commit)
+    counted = {r.outcome for r in results if not r.internal and not r.overridden}
+    if Outcome.BLOCK in counted:
         combined = Outcome.BLOCK
-    elif Outcome.WARN in outcomes:
+    elif Outcome.WARN in counted:
         combined = Outcome.WARN
     else:
         combined = Outcome.PASS
-    return Evaluation(outcome=combined, results=results)
+    evaluation = Evaluation(outcome=combined, results=results)
+    if dry_run:
+        return evaluation
+    results_store(results)
+    for commit in commits:
+        commit(combined)
+    audit_event_record(
+        actor=actor_name(user),
+        action="compliance.evaluated",
+        object_type="order",
+        object_id=order.pk,
+        details={
+            "stage": stage,
+            "outcome": combined,
+            # Internal (watch-list) results stay out of the order's trail, which traders
+            # read; they are audited with their review item.
+            "results": [
+                {"rule": r.rule, "outcome": r.outcome, "code": r.code, "reason": r.reason, "overridden": r.overridden}
+                for r in evaluation.visible_results
+            ],
+        },
+    )
+    return evaluation

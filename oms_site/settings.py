@@ -170,6 +170,9 @@ CELERY_TIMEZONE = "UTC"
 # ClOrdIDs must never repeat for a venue: the prefix separates OMS instances that could
 # otherwise reuse order numbers (for example after a database restore).
 OMS_CLORDID_PREFIX = os.environ.get("OMS_CLORDID_PREFIX", "OMS")
+# How long an override request may wait for a compliance decision (and how long an
+# approval stays usable): RTS 6 art. 15(6) wants overrides temporary.
+OMS_OVERRIDE_TTL_SECONDS = int(os.environ.get("OMS_OVERRIDE_TTL_SECONDS", "3600"))
 
 LOGGING = {
     "version": 1,

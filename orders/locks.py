@@ -3,7 +3,14 @@ position (STYLE.md), so two services can never deadlock on each other."""
 
 from __future__ import annotations
 
-from .models import Order, Position
+from .models import Account, Order, Position
+
+
+def account_lock(*, account_id: int) -> Account:
+    """Serialises everything that consumes the account's limits and locates: two
+    orders of one account are checked one after the other (compliance reads the
+    account's positions and working orders under this lock)."""
+    return Account.objects.select_for_update().get(pk=account_id)
 
 
 def order_lock(*, order_id: int) -> Order:

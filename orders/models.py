@@ -128,6 +128,9 @@ class Order(FSMModelMixin, models.Model):
     filled_quantity = models.BigIntegerField(default=0)
     avg_fill_price = models.DecimalField(**PRICE, null=True, blank=True)
     reject_reason = models.TextField(blank=True)
+    # A SELL_SHORT marked short exempt (Reg SHO 201/203 exceptions; FIX Side 6) needs
+    # no locate but must say why.
+    short_exempt_reason = models.TextField(blank=True)
     # The ClOrdID the venue currently knows the order by (advanced when a replace or
     # cancel is accepted); the whole chain is in OrderRequest.
     cl_ord_id = models.CharField(max_length=64, blank=True, db_index=True)

@@ -23,6 +23,8 @@ from django_fsm import TransitionNotAllowed, can_proceed
 
 from audit.services import actor_name, audit_event_record, audit_event_record_independent
 from compliance import engine as compliance_engine
+from compliance import selectors as compliance_selectors
+from compliance import services as compliance_services
 from compliance.models import Outcome
 from oms_site.errors import InvalidInput, InvalidStateTransition, NotFound, NotPermitted
 from routing import selectors as routing_selectors
@@ -30,7 +32,7 @@ from routing import services as routing_services
 from routing.fix import codec
 from routing.models import Venue
 
-from .locks import order_lock, position_lock
+from .locks import account_lock, order_lock, position_lock
 from .models import (
     LIVE_STATUSES,
     STICKY_STATUSES,
@@ -103,13 +105,20 @@ def _refusals_audited(action: str) -> Callable:
             try:
                 return service(user=user, order_id=order_id, **kwargs)
             except InvalidStateTransition as exc:
-                audit_event_record_independent(
-                    actor=actor_name(user),
-                    action=f"{action}_refused",
-                    object_type="order",
-                    object_id=order_id,
-                    details={"reason": exc.message, "code": exc.code, **exc.details, "request": kwargs},
-                )
+                results = getattr(exc, "compliance_results", [])
+                with transaction.atomic():
+                    # The verdicts of a refused amendment are kept too (every result
+                    # for every order is on record); they rolled back with the attempt.
+                    for result in results:
+                        result.pk = None
+                    compliance_engine.results_store(results)
+                    audit_event_record_independent(
+                        actor=actor_name(user),
+                        action=f"{action}_refused",
+                        object_type="order",
+                        object_id=order_id,
+                        details={"reason": exc.message, "code": exc.code, **exc.details, "request": kwargs},
+                    )
                 raise
 
         return wrapper
@@ -181,6 +190,7 @@ def _order_terms(order: Order, *, quantity: int | None = None, limit_price: Deci
         "stop_price": order.stop_price,
         "time_in_force": order.time_in_force,
         "expire_at": order.expire_at,
+        "short_exempt": bool(order.short_exempt_reason),
     }
 
 
@@ -199,6 +209,7 @@ def _validate_submission(
     time_in_force: Any,
     expire_at: Any,
     venue_code: Any,
+    short_exempt_reason: Any = "",
 ) -> dict[str, Any]:
     errors: dict[str, list[str]] = {}
     clean: dict[str, Any] = {}
@@ -270,9 +281,38 @@ def _validate_submission(
             errors["venue"] = [f"Venue {venue.code} does not take {security.symbol}."]
     clean["venue"] = venue
 
+    short_exempt_reason = short_exempt_reason or ""
+    if not isinstance(short_exempt_reason, str) or len(short_exempt_reason) > 500:
+        errors["short_exempt_reason"] = ["At most 500 characters of text."]
+    elif short_exempt_reason.strip() and side != Side.SELL_SHORT:
+        errors["short_exempt_reason"] = ["Only a SELL_SHORT order can be marked short exempt."]
+    else:
+        clean["short_exempt_reason"] = short_exempt_reason.strip()
+
     if errors:
         raise InvalidInput("Invalid order.", details=errors)
     return clean
+
+
+def _order_new(clean: dict[str, Any], *, user, origin: str) -> Order:
+    """An unsaved order from validated submission fields."""
+    return Order(
+        client_order_id=clean["client_order_id"],
+        account=clean["account"],
+        security=clean["security"],
+        side=clean["side"],
+        quantity=clean["quantity"],
+        order_type=clean["order_type"],
+        limit_price=clean["limit_price"],
+        stop_price=clean["stop_price"],
+        time_in_force=clean["time_in_force"],
+        expire_at=clean["expire_at"],
+        short_exempt_reason=clean["short_exempt_reason"],
+        # A venue the trader chose is kept (a held order is released to it).
+        venue=clean["venue"],
+        origin=origin,
+        created_by=user if getattr(user, "is_authenticated", False) else None,
+    )
 
 
 def order_submit(
@@ -290,11 +330,13 @@ def order_submit(
     expire_at: dt.datetime | None = None,
     venue: str | None = None,
     origin: str = Origin.API,
+    short_exempt_reason: str = "",
 ) -> tuple[Order, bool]:
     """Validate, persist, run compliance, route, and queue the NewOrderSingle.
 
     Returns ``(order, created)``; a repeated ``client_order_id`` for the same account
-    returns the existing order with ``created=False`` and changes nothing."""
+    returns the existing order with ``created=False`` and changes nothing. The account
+    is locked first: its limits and locates are consumed one order at a time."""
     clean = _validate_submission(
         user=user,
         client_order_id=client_order_id,
@@ -308,25 +350,15 @@ def order_submit(
         time_in_force=time_in_force,
         expire_at=expire_at,
         venue_code=venue,
+        short_exempt_reason=short_exempt_reason,
     )
     actor = actor_name(user)
     with transaction.atomic():
+        account_lock(account_id=clean["account"].pk)
         try:
             with transaction.atomic():
-                order = Order.objects.create(
-                    client_order_id=clean["client_order_id"],
-                    account=clean["account"],
-                    security=clean["security"],
-                    side=clean["side"],
-                    quantity=clean["quantity"],
-                    order_type=clean["order_type"],
-                    limit_price=clean["limit_price"],
-                    stop_price=clean["stop_price"],
-                    time_in_force=clean["time_in_force"],
-                    expire_at=clean["expire_at"],
-                    origin=origin,
-                    created_by=user if getattr(user, "is_authenticated", False) else None,
-                )
+                order = _order_new(clean, user=user, origin=origin)
+                order.save()
         except IntegrityError:
             existing = Order.objects.filter(account=clean["account"], client_order_id=clean["client_order_id"]).first()
             if existing is None:  # the constraint that fired was not idempotency
@@ -334,35 +366,46 @@ def order_submit(
             return existing, False
         _audit_order(order, actor=actor, action="order.created", details={"origin": origin})
 
-        evaluation = compliance_engine.evaluate(order=order, stage="submit")
-        if evaluation.outcome == Outcome.BLOCK:
-            order.reject_reason = "; ".join(evaluation.visible_reasons) or "Blocked by compliance."
-            order.mark_rejected()
-            order.save()
-            _audit_order(
-                order, actor=actor, action="order.compliance_rejected", details={"reasons": evaluation.visible_reasons}
-            )
-            return order, True
-        if evaluation.outcome == Outcome.WARN:
-            order.hold()
-            order.save()
-            _audit_order(order, actor=actor, action="order.held", details={"reasons": evaluation.visible_reasons})
-            return order, True
-        _order_route(order, actor=actor, explicit_venue=clean["venue"])
+        evaluation = compliance_engine.evaluate(order=order, stage="submit", user=user)
+        _order_compliance_outcome(order, evaluation, actor=actor)
     return order, True
 
 
-def _order_route(order: Order, *, actor: str, explicit_venue: Venue | None) -> None:
-    """Choose the venue and queue the NewOrderSingle, or reject with "no route"."""
-    security = order.security
-    venue = explicit_venue or routing_selectors.venue_choose(
-        asset_class=security.asset_class, symbol=security.symbol, currency=security.currency
-    )
-    if venue is None:
-        order.reject_reason = "no route"
+def _order_compliance_outcome(order: Order, evaluation, *, actor: str) -> None:
+    """Block: reject. Warn: hold for an override. Pass: route."""
+    if evaluation.outcome == Outcome.BLOCK:
+        order.reject_reason = "; ".join(evaluation.visible_reasons) or "Blocked by compliance."
         order.mark_rejected()
         order.save()
-        _audit_order(order, actor=actor, action="order.rejected", details={"reason": "no route"})
+        _audit_order(
+            order, actor=actor, action="order.compliance_rejected", details={"reasons": evaluation.visible_reasons}
+        )
+    elif evaluation.outcome == Outcome.WARN:
+        if order.status != S.HELD:
+            order.hold()
+            order.save()
+        _audit_order(order, actor=actor, action="order.held", details={"reasons": evaluation.visible_reasons})
+    else:
+        _order_route(order, actor=actor)
+
+
+def _order_route(order: Order, *, actor: str) -> None:
+    """Choose the venue (unless the trader did) and queue the NewOrderSingle, or
+    reject: "no route", or a kill switch on the venue the router chose."""
+    security = order.security
+    venue = order.venue or routing_selectors.venue_choose(
+        asset_class=security.asset_class, symbol=security.symbol, currency=security.currency
+    )
+    refusal = None
+    if venue is None:
+        refusal = "no route"
+    elif (switch := compliance_selectors.kill_switch_active_for(scope="venue", target=venue.code)) is not None:
+        refusal = f"Kill switch on (venue {venue.code}): {switch.reason}"
+    if refusal is not None:
+        order.reject_reason = refusal
+        order.mark_rejected()
+        order.save()
+        _audit_order(order, actor=actor, action="order.rejected", details={"reason": refusal})
         return
     order.venue = venue
     order.cl_ord_id = _next_cl_ord_id(order, first=True)
@@ -397,12 +440,26 @@ def _order_lock_for_trading(*, user, order_id: int, reduces_risk: bool = False) 
     """Lock the order if the user may act on it. NotFound if the user may not even see
     it (its existence is not revealed); NotPermitted if they see it but do not trade
     the account (middle office). A cancel reduces risk, so it is allowed on an account
-    that has since been deactivated."""
+    that has since been deactivated and does not wait for the account lock; anything
+    that adds risk takes the account lock first (compliance consumes its limits)."""
     tradable = accounts_tradable_by(user=user, include_inactive=reduces_risk)
     if not tradable.filter(orders__pk=order_id).exists():
         if accounts_visible_to(user=user).filter(orders__pk=order_id).exists():
             raise NotPermitted("You may view this order but not trade its account.")
         raise NotFound("Order not found.")
+    if reduces_risk:
+        return order_lock(order_id=order_id)
+    return order_lock_with_account(order_id=order_id)
+
+
+def order_lock_with_account(*, order_id: int) -> Order:
+    """Lock the order's account, then the order (the fixed lock order). For services
+    of other apps (compliance releasing or rejecting a held order) inside their own
+    transaction. NotFound if there is no such order."""
+    account_id = Order.objects.filter(pk=order_id).values_list("account_id", flat=True).first()
+    if account_id is None:
+        raise NotFound("Order not found.")
+    account_lock(account_id=account_id)
     return order_lock(order_id=order_id)
 
 
@@ -410,50 +467,65 @@ def _order_lock_for_trading(*, user, order_id: int, reduces_risk: bool = False) 
 def order_cancel(*, user, order_id: int) -> Order:
     """Cancel at once if the order never left (staged, held, or its NewOrderSingle is
     still in the outbox); otherwise send an OrderCancelRequest -> pending_cancel."""
-    actor = actor_name(user)
     with transaction.atomic():
         order = _order_lock_for_trading(user=user, order_id=order_id, reduces_risk=True)
-        before = order_snapshot(order)
-        if order.status in (S.NEW, S.HELD) or (
-            order.status == S.PENDING_NEW
-            and not order.requests.exclude(kind=OrderRequest.Kind.NEW).exists()
-            and routing_services.outbox_message_withdraw(order_id=order.pk, cl_ord_id=order.cl_ord_id)
-        ):
-            order.requests.filter(state=OrderRequest.State.PENDING).update(
-                state=OrderRequest.State.WITHDRAWN, resolved_at=_now()
-            )
-            order.cancel_unsent()
-            order.save()
-            _audit_order(order, actor=actor, action="order.cancelled", before=before, details={"sent": False})
-            return order
-        if not can_proceed(order.request_cancel):
-            raise InvalidStateTransition(_refusal_reason(order, "cancelled"), details={"status": order.status})
-        cl_ord_id = _next_cl_ord_id(order)
-        orig = _chain_predecessor(order)
-        OrderRequest.objects.create(
-            order=order, kind=OrderRequest.Kind.CANCEL, cl_ord_id=cl_ord_id, orig_cl_ord_id=orig, requested_by=user
+        return _order_cancel_locked(order, user=user, actor=actor_name(user))
+
+
+def _order_cancel_locked(order: Order, *, user, actor: str, reason: str = "") -> Order:
+    before = order_snapshot(order)
+    if order.status in (S.NEW, S.HELD) or (
+        order.status == S.PENDING_NEW
+        and not order.requests.exclude(kind=OrderRequest.Kind.NEW).exists()
+        and routing_services.outbox_message_withdraw(order_id=order.pk, cl_ord_id=order.cl_ord_id)
+    ):
+        order.requests.filter(state=OrderRequest.State.PENDING).update(
+            state=OrderRequest.State.WITHDRAWN, resolved_at=_now()
         )
-        routing_services.outbox_message_enqueue(
-            venue=order.venue,
-            order_id=order.pk,
-            cl_ord_id=cl_ord_id,
-            msg_type=codec.MSG_ORDER_CANCEL_REQUEST,
-            fields=codec.order_cancel_request(
-                cl_ord_id=cl_ord_id,
-                orig_cl_ord_id=orig,
-                venue_order_id=order.venue_order_id,
-                account=order.account.code,
-                symbol=order.security.symbol,
-                side=order.side,
-                quantity=order.quantity,
-                transact_time=_now(),
-            ),
-        )
-        order.request_cancel()
+        if order.status == S.HELD:
+            compliance_services.overrides_withdraw(order=order, actor=actor)
+        order.cancel_unsent()
         order.save()
         _audit_order(
-            order, actor=actor, action="order.cancel_requested", before=before, details={"cl_ord_id": cl_ord_id}
+            order, actor=actor, action="order.cancelled", before=before, details={"sent": False, "reason": reason}
         )
+        return order
+    if not can_proceed(order.request_cancel):
+        raise InvalidStateTransition(_refusal_reason(order, "cancelled"), details={"status": order.status})
+    cl_ord_id = _next_cl_ord_id(order)
+    orig = _chain_predecessor(order)
+    OrderRequest.objects.create(
+        order=order,
+        kind=OrderRequest.Kind.CANCEL,
+        cl_ord_id=cl_ord_id,
+        orig_cl_ord_id=orig,
+        requested_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+    routing_services.outbox_message_enqueue(
+        venue=order.venue,
+        order_id=order.pk,
+        cl_ord_id=cl_ord_id,
+        msg_type=codec.MSG_ORDER_CANCEL_REQUEST,
+        fields=codec.order_cancel_request(
+            cl_ord_id=cl_ord_id,
+            orig_cl_ord_id=orig,
+            venue_order_id=order.venue_order_id,
+            account=order.account.code,
+            symbol=order.security.symbol,
+            side=order.side,
+            quantity=order.quantity,
+            transact_time=_now(),
+        ),
+    )
+    order.request_cancel()
+    order.save()
+    _audit_order(
+        order,
+        actor=actor,
+        action="order.cancel_requested",
+        before=before,
+        details={"cl_ord_id": cl_ord_id, "reason": reason},
+    )
     return order
 
 
@@ -497,13 +569,15 @@ def order_amend(*, user, order_id: int, quantity: Any = None, limit_price: Any =
             )
 
         changes = {"quantity": new_quantity, "limit_price": new_price}
-        evaluation = compliance_engine.evaluate(order=order, stage="amend", changes=changes)
+        evaluation = compliance_engine.evaluate(order=order, stage="amend", user=user, changes=changes)
         if evaluation.outcome != Outcome.PASS:
-            raise InvalidStateTransition(
+            refusal = InvalidStateTransition(
                 "Amendment refused by compliance: " + ("; ".join(evaluation.visible_reasons) or "see compliance."),
                 code="compliance_refused",
                 details={"status": order.status},
             )
+            refusal.compliance_results = evaluation.results
+            raise refusal
 
         before = order_snapshot(order)
         cl_ord_id = _next_cl_ord_id(order)
@@ -549,6 +623,127 @@ def order_amend(*, user, order_id: int, quantity: Any = None, limit_price: Any =
             },
         )
     return order
+
+
+# ------------------------------------------------------------ compliance workflow
+def order_check(
+    *,
+    user,
+    account: str,
+    symbol: str,
+    side: str,
+    quantity: int,
+    order_type: str,
+    limit_price: Any = None,
+    stop_price: Any = None,
+    time_in_force: str = TimeInForce.DAY,
+    expire_at: dt.datetime | None = None,
+    venue: str | None = None,
+    short_exempt_reason: str = "",
+    client_order_id: str | None = None,
+):
+    """What-if: validate a prospective order and run every compliance rule on it,
+    writing nothing (no order, no result, no locate, no review item, no audit)."""
+    clean = _validate_submission(
+        user=user,
+        client_order_id=client_order_id or "what-if",
+        account_code=account,
+        symbol=symbol,
+        side=side,
+        quantity=quantity,
+        order_type=order_type,
+        limit_price=limit_price,
+        stop_price=stop_price,
+        time_in_force=time_in_force,
+        expire_at=expire_at,
+        venue_code=venue,
+        short_exempt_reason=short_exempt_reason,
+    )
+    prospective = _order_new(clean, user=user, origin=Origin.API)
+    return compliance_engine.evaluate(order=prospective, stage="check", user=user, dry_run=True)
+
+
+def order_override_request(*, user, order_id: int, justification: Any):
+    """A trader asks compliance to release a held order (RTS 6 art. 15(6))."""
+    if not isinstance(justification, str) or not justification.strip():
+        raise InvalidInput("Invalid override request.", details={"justification": ["This field is required."]})
+    if len(justification) > 2000:
+        raise InvalidInput("Invalid override request.", details={"justification": ["At most 2000 characters."]})
+    with transaction.atomic():
+        order = _order_lock_for_trading(user=user, order_id=order_id)
+        if order.status != S.HELD:
+            raise InvalidStateTransition(
+                f"Only a held order can be overridden; this one is {order.status}.", details={"status": order.status}
+            )
+        return compliance_services.override_request_create(order=order, user=user, justification=justification.strip())
+
+
+def order_release(*, order_id: int, user, covered: list[str]) -> Order:
+    """Compliance approved an override: evaluate the held order again with the
+    approved warnings covered. Pass: route it; block: reject it; a warning the
+    approval does not cover keeps it held. Called by compliance inside its
+    transaction, with the order locked through ``order_lock_with_account``."""
+    actor = actor_name(user)
+    order = order_lock_with_account(order_id=order_id)
+    if order.status != S.HELD:
+        raise InvalidStateTransition(
+            f"Only a held order can be released; this one is {order.status}.", details={"status": order.status}
+        )
+    evaluation = compliance_engine.evaluate(order=order, stage="release", user=user, covered=covered)
+    _order_compliance_outcome(order, evaluation, actor=actor)
+    return order
+
+
+def order_compliance_reject(*, order_id: int, user, reason: str) -> Order:
+    """Compliance denied the override of a held order: it is rejected, never sent."""
+    order = order_lock_with_account(order_id=order_id)
+    if order.status != S.HELD:
+        raise InvalidStateTransition(
+            f"Only a held order can be rejected by compliance; this one is {order.status}.",
+            details={"status": order.status},
+        )
+    before = order_snapshot(order)
+    order.reject_reason = reason
+    order.mark_rejected()
+    order.save()
+    _audit_order(
+        order, actor=actor_name(user), action="order.compliance_rejected", before=before, details={"reasons": [reason]}
+    )
+    return order
+
+
+KILL_SWITCH_FILTERS = {
+    "firm": lambda target: {},
+    "account": lambda target: {"account__code": target},
+    "trader": lambda target: {"created_by__username": target},
+    "venue": lambda target: {"venue__code": target},
+    "symbol": lambda target: {"security__symbol": target},
+}
+CANCELLABLE_STATUSES = (S.NEW, S.HELD, S.PENDING_NEW, S.OPEN, S.PARTIALLY_FILLED, S.PENDING_AMEND)
+
+
+def orders_cancel_in_scope(*, scope: str, target: str, actor: str, reason: str) -> list[int]:
+    """Kill switch: send a cancel for every working order in scope (unsent ones are
+    cancelled at once). One transaction per order, so one order's trouble does not
+    hold back the others; an order that ended meanwhile is skipped. Returns the ids
+    of the orders cancelled or with a cancel request queued."""
+    order_ids = list(
+        Order.objects.filter(status__in=CANCELLABLE_STATUSES, **KILL_SWITCH_FILTERS[scope](target))
+        .order_by("id")
+        .values_list("pk", flat=True)
+    )
+    done = []
+    for order_id in order_ids:
+        try:
+            with transaction.atomic():
+                order = order_lock(order_id=order_id)
+                if order.status not in CANCELLABLE_STATUSES:
+                    continue
+                _order_cancel_locked(order, user=None, actor=actor, reason=reason)
+                done.append(order_id)
+        except InvalidStateTransition as exc:
+            logger.warning("kill switch: order %s not cancelled: %s", order_id, exc.message)
+    return done
 
 
 # ------------------------------------------------------ execution reports from venues

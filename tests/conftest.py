@@ -43,6 +43,33 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+# Rules that judge trading intent (duplicates, wash trades, short-sale marking, price
+# collars, message rates). The order-lifecycle and FIX suites submit many identical or
+# off-market orders on purpose, so they switch these off the way a firm would, in the
+# firm settings; tests/compliance runs every rule with the firm defaults.
+LIFECYCLE_QUIET_RULES = (
+    "duplicate_order",
+    "wash_trade",
+    "short_sale",
+    "price_collar",
+    "order_rate_trader",
+    "order_rate_account",
+)
+
+
+def compliance_quiet_for_lifecycle(request) -> None:
+    """For autouse fixtures of the lifecycle suites: switch off LIFECYCLE_QUIET_RULES
+    in tests that use the database (others have no settings to change)."""
+    if request.node.get_closest_marker("django_db") is None:
+        database = next((f for f in ("transactional_db", "db") if f in request.fixturenames), None)
+        if database is None:
+            return
+        request.getfixturevalue(database)  # set the test database up before touching it
+    from compliance.models import RuleSetting
+
+    RuleSetting.objects.filter(scope="firm", rule__in=LIFECYCLE_QUIET_RULES).update(enabled=False)
+
+
 @pytest.fixture
 def venue(db) -> Venue:
     return Venue.objects.create(code="SIM", name="Simulator", sender_comp_id="OMS", target_comp_id="SIM")

@@ -1,3 +1,4 @@
+import datetime as dt
 from decimal import Decimal
 
 import factory
@@ -31,6 +32,7 @@ class SecurityFactory(factory.django.DjangoModelFactory):
     issuer = factory.LazyAttribute(lambda o: f"{o.symbol} Corp")
     currency = "USD"
     reference_price = Decimal("100.00")
+    reference_price_at = factory.LazyFunction(lambda: dt.datetime.now(dt.UTC))
 
 
 class AccountFactory(factory.django.DjangoModelFactory):

@@ -10,6 +10,7 @@ import datetime as dt
 from decimal import Decimal
 
 SIDE = {"BUY": "1", "SELL": "2", "SELL_SHORT": "5"}
+SIDE_SELL_SHORT_EXEMPT = "6"
 ORD_TYPE = {"MARKET": "1", "LIMIT": "2", "STOP": "3", "STOP_LIMIT": "4"}
 TIME_IN_FORCE = {"DAY": "0", "GTC": "1", "IOC": "3", "FOK": "4", "GTD": "6"}
 
@@ -40,11 +41,12 @@ def _order_terms(
     stop_price: Decimal | None,
     time_in_force: str,
     expire_at: dt.datetime | None,
+    short_exempt: bool = False,
 ) -> list[tuple[int, str]]:
     fields: list[tuple[int, str]] = [
         (21, "1"),  # HandlInst: automated, no broker intervention
         (55, symbol),
-        (54, SIDE[side]),
+        (54, SIDE_SELL_SHORT_EXEMPT if short_exempt and side == "SELL_SHORT" else SIDE[side]),
         (38, str(quantity)),
         (40, ORD_TYPE[order_type]),
     ]

@@ -60,8 +60,8 @@ def demo_settings(settings, monkeypatch):
 def test_seed_demo_creates_the_demo_world(demo_settings):
     passwords = seed()
 
-    assert set(passwords) == {"trader1", "trader2", "mo1", "admin"}
-    assert sorted(User.objects.values_list("username", flat=True)) == ["admin", "mo1", "trader1", "trader2"]
+    assert set(passwords) == {"trader1", "trader2", "mo1", "mo2", "admin"}
+    assert sorted(User.objects.values_list("username", flat=True)) == ["admin", "mo1", "mo2", "trader1", "trader2"]
     assert sorted(Account.objects.values_list("code", flat=True)) == ["ACC-1", "ACC-2", "ACC-3"]
     assert Security.objects.filter(active=True).count() >= 20
     assert {"AAPL", "MSFT", "SPY"} <= set(Security.objects.values_list("symbol", flat=True))
@@ -143,7 +143,7 @@ def test_seed_demo_force_with_debug_off(settings, monkeypatch):
 
     passwords = seed(force=True)
 
-    assert set(passwords) == {"trader1", "trader2", "mo1", "admin"}
+    assert set(passwords) == {"trader1", "trader2", "mo1", "mo2", "admin"}
 
 
 def test_drf_create_token_after_seed_demo_gives_a_working_token(demo_settings):

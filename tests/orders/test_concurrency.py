@@ -261,7 +261,7 @@ def test_the_same_client_order_id_racing_creates_one_order(trader, account, aapl
     assert (order.client_order_id, order.status) == ("RACE-1", "pending_new")
     assert OutboundMessage.objects.filter(order_id=order.pk, msg_type="D").count() == 1
     assert OrderRequest.objects.filter(order=order).count() == 1
-    assert order_actions(order) == {"order.created": 1, "order.routed": 1}
+    assert order_actions(order) == {"order.created": 1, "compliance.evaluated": 1, "order.routed": 1}
 
 
 def test_the_same_unsolicited_ack_racing_books_one_order(account, aapl, venue):

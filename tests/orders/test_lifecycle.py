@@ -62,6 +62,7 @@ def test_origin_document_lifecycle(api, submit, trader):
     assert len(actions) == events_before + 1
     assert actions == [
         "order.created",
+        "compliance.evaluated",
         "order.routed",
         "order.acknowledged",
         "order.fill",

@@ -8,8 +8,14 @@ import pytest
 from oms_site.celery import app as celery_app
 from routing.hosting import SessionHost, VenueRunner
 from routing.models import Venue
+from tests.conftest import compliance_quiet_for_lifecycle
 
 _host_ids = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def _lifecycle_compliance(request):
+    compliance_quiet_for_lifecycle(request)
 
 
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):

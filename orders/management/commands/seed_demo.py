@@ -1,16 +1,18 @@
 """Demo data: users, accounts, securities and the simulated venue SIM. Idempotent:
 running it again leaves the same state (passwords are reset to the printed ones)."""
 
+import datetime as dt
 import os
 from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from audit.services import audit_event_record
+from compliance.services import locate_add
 from orders.models import Account, AssetClass, Security
 from orders.selectors import API_CLIENT_GROUP, MIDDLE_OFFICE_GROUP, TRADER_GROUP
 from routing.models import Venue
@@ -65,10 +67,6 @@ class Command(BaseCommand):
             name: Group.objects.get_or_create(name=name)[0]
             for name in (TRADER_GROUP, MIDDLE_OFFICE_GROUP, API_CLIENT_GROUP)
         }
-        view_perms = Permission.objects.filter(
-            content_type__app_label__in=["orders", "compliance", "routing", "audit"], codename__startswith="view_"
-        )
-        groups[MIDDLE_OFFICE_GROUP].permissions.add(*view_perms)
 
         for symbol, name, issuer, asset_class, price in SECURITIES:
             security, created = Security.objects.update_or_create(
@@ -79,6 +77,9 @@ class Command(BaseCommand):
                     "asset_class": asset_class,
                     "currency": "USD",
                     "reference_price": Decimal(price),
+                    # Stamped at every seed: a reference older than the firm's maximum
+                    # age blocks orders (fail closed), and the demo runs on fresh ones.
+                    "reference_price_at": dt.datetime.now(dt.UTC),
                     "active": True,
                 },
             )
@@ -93,6 +94,17 @@ class Command(BaseCommand):
         accounts = {}
         for code, name in ACCOUNTS:
             accounts[code] = Account.objects.update_or_create(code=code, defaults={"name": name, "active": True})[0]
+        # A borrow located for today, so a SELL_SHORT can be demonstrated (Reg SHO).
+        today = dt.datetime.now(dt.UTC).date()
+        locate_add(
+            user=None,
+            account=accounts["ACC-1"],
+            security=Security.objects.get(symbol="TSLA"),
+            broker="DEMO-PB",
+            reference=f"LOC-TSLA-{today:%Y%m%d}",
+            quantity=5000,
+            expires_at=dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC),
+        )
         venue, _ = Venue.objects.update_or_create(
             code="SIM",
             defaults={
@@ -109,6 +121,7 @@ class Command(BaseCommand):
             ("trader1", TRADER_GROUP, ["ACC-1", "ACC-2"], False, False),
             ("trader2", TRADER_GROUP, ["ACC-3"], False, False),
             ("mo1", MIDDLE_OFFICE_GROUP, [], True, False),
+            ("mo2", MIDDLE_OFFICE_GROUP, [], True, False),
             ("admin", None, [], True, True),
         ]
         printed = []

@@ -1,0 +1,567 @@
+"""The pre-trade rules. Each takes a ``Check`` and returns one ``RuleVerdict``.
+
+Thresholds are inclusive: an order exactly at a limit passes, one unit over fails.
+Exposure counts positions and working orders (RTS 6 art. 15(2)): staged, held and live
+orders hold their leaves quantity, valued at their limit (else stop, else reference)
+price. The caller holds the account lock, so what a rule reads cannot be consumed by a
+racing order of the same account before this one is stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from decimal import Decimal
+
+from django.db.models import Q
+
+from audit.services import actor_name, audit_event_record
+from orders.models import Execution, Order, OrderRequest, OrderStatus, Position, Security, Side
+
+from .engine import Check, RuleVerdict, rule_register
+from .models import KillSwitch, Locate, LocateUse, Outcome, RestrictedEntry, ReviewItem, RuleName, WatchEntry
+
+S = OrderStatus
+WORKING_STATUSES = (
+    S.NEW,
+    S.HELD,
+    S.PENDING_NEW,
+    S.OPEN,
+    S.PARTIALLY_FILLED,
+    S.PENDING_CANCEL,
+    S.PENDING_AMEND,
+)
+SELL_SIDES = (Side.SELL, Side.SELL_SHORT)
+PASS = Outcome.PASS
+
+
+def _fmt(value: Decimal | int) -> str:
+    if isinstance(value, Decimal):
+        value = value.quantize(Decimal("0.01"))
+    return f"{value:,}"
+
+
+def _sign(side: str) -> int:
+    return 1 if side == Side.BUY else -1
+
+
+# ------------------------------------------------------------------ shared readings
+def _working_orders(check: Check):
+    """The account's other working orders (this one excluded: it is counted with its
+    proposed terms)."""
+    rows = (
+        Order.objects.filter(account_id=check.order.account_id, status__in=WORKING_STATUSES)
+        .exclude(pk=check.order.pk)
+        .values_list("security_id", "side", "quantity", "filled_quantity", "limit_price", "stop_price")
+    )
+    return list(rows)
+
+
+def _exposure(check: Check) -> dict:
+    """Positions and working orders of the account, by security, with the prices that
+    value them; cached on the check so every limit rule reads them once."""
+    cached = check.cache.get("exposure")
+    if cached is not None:
+        return cached
+    positions = dict(Position.objects.filter(account_id=check.order.account_id).values_list("security_id", "quantity"))
+    working = _working_orders(check)
+    security_ids = {check.order.security_id, *positions, *(w[0] for w in working)}
+    references = dict(Security.objects.filter(pk__in=security_ids).values_list("pk", "reference_price"))
+    data = {"positions": positions, "working": working, "references": references}
+    check.cache["exposure"] = data
+    return data
+
+
+def _own_leaves(check: Check) -> int:
+    """What this order adds to the exposure: its quantity less what has already filled
+    (an amended order's fills are in the position already)."""
+    return max(check.quantity - (check.order.filled_quantity or 0), 0)
+
+
+def _setting_verdicts(check: Check, rule: str, evaluate_one: Callable) -> RuleVerdict:
+    """Apply every deciding setting of ``rule``; the first failure wins (block before
+    warn). ``evaluate_one(setting)`` returns ``None`` to pass or ``(code, reason)``."""
+    settings = check.settings_for(rule)
+    if not settings:
+        return RuleVerdict(PASS, "not_configured")
+    failures = []
+    for setting in settings:
+        failure = evaluate_one(setting)
+        if failure is not None:
+            failures.append((setting.severity, *failure))
+    if not failures:
+        return RuleVerdict(PASS, "ok")
+    failures.sort(key=lambda f: 0 if f[0] == Outcome.BLOCK else 1)
+    severity, code, reason = failures[0]
+    return RuleVerdict(severity, code, reason)
+
+
+def rule(name: str):
+    def decorate(fn: Callable[[Check], RuleVerdict]):
+        rule_register(str(name), fn)
+        return fn
+
+    return decorate
+
+
+def _in_force(queryset, now: dt.datetime):
+    return queryset.filter(Q(effective_to__isnull=True) | Q(effective_to__gt=now), effective_from__lte=now)
+
+
+def _list_match(model, check: Check):
+    security = check.security
+    match = Q(security_id=security.pk)
+    if security.issuer:
+        match |= Q(issuer__iexact=security.issuer)
+    return _in_force(model.objects.filter(match), check.now).order_by("effective_from", "id").first()
+
+
+# ---------------------------------------------------------------------------- lists
+@rule("restricted_list")
+def restricted_list(check: Check) -> RuleVerdict:
+    entry = _list_match(RestrictedEntry, check)
+    if entry is None:
+        return RuleVerdict(PASS, "ok")
+    # The entry's reason may itself be inside information: traders see only the fact.
+    who = check.security.issuer or check.security.symbol
+    return RuleVerdict(Outcome.BLOCK, "restricted_list", f"{who} is on the restricted list.")
+
+
+@rule("watch_list")
+def watch_list(check: Check) -> RuleVerdict:
+    entry = _list_match(WatchEntry, check)
+    if entry is None:
+        return RuleVerdict(PASS, "ok", internal=True)
+
+    def raise_review_item(outcome: str) -> None:
+        item = ReviewItem.objects.create(
+            order=check.order,
+            kind=ReviewItem.Kind.WATCH_LIST,
+            message=f"Order #{check.order.pk} ({check.order.side} {check.quantity} {check.security.symbol}) "
+            f"matches watch-list entry #{entry.pk} ({entry.target_label}).",
+            details={"entry": entry.pk, "stage": check.stage, "outcome": outcome},
+        )
+        audit_event_record(
+            actor=actor_name(check.user),
+            action="review_item.raised",
+            object_type="review_item",
+            object_id=item.pk,
+            after={"order": check.order.pk, "kind": item.kind, "entry": entry.pk, "stage": check.stage},
+        )
+
+    return RuleVerdict(
+        Outcome.WARN,
+        "watch_list",
+        f"Watch-list entry #{entry.pk} ({entry.target_label}): {entry.reason}",
+        internal=True,
+        commit=raise_review_item,
+    )
+
+
+@rule("kill_switch")
+def kill_switch(check: Check) -> RuleVerdict:
+    scope = KillSwitch.Scope
+    matches = Q(scope=scope.FIRM) | Q(scope=scope.ACCOUNT, target=check.account.code)
+    matches |= Q(scope=scope.SYMBOL, target=check.security.symbol)
+    trader = check.trader
+    if trader is not None and getattr(trader, "pk", None):
+        matches |= Q(scope=scope.TRADER, target=trader.get_username())
+    if check.venue is not None:
+        matches |= Q(scope=scope.VENUE, target=check.venue.code)
+    switch = KillSwitch.objects.filter(matches, released_at__isnull=True).order_by("activated_at").first()
+    if switch is None:
+        return RuleVerdict(PASS, "ok")
+    where = f"{switch.scope} {switch.target}".strip()
+    return RuleVerdict(Outcome.BLOCK, "kill_switch", f"Kill switch on ({where}): {switch.reason}")
+
+
+# --------------------------------------------------------------------- fat finger
+@rule(RuleName.REFERENCE_PRICE)
+def reference_price(check: Check) -> RuleVerdict:
+    def one(setting):
+        security = check.security
+        if not security.reference_price:
+            return "no_reference_price", f"{security.symbol} has no reference price."
+        age_limit = dt.timedelta(seconds=setting.window_seconds)
+        if security.reference_price_at is None or check.now - security.reference_price_at > age_limit:
+            return (
+                "stale_reference_price",
+                f"The reference price of {security.symbol} is older than {setting.window_seconds} s.",
+            )
+        return None
+
+    return _setting_verdicts(check, RuleName.REFERENCE_PRICE, one)
+
+
+@rule(RuleName.MAX_ORDER_QUANTITY)
+def max_order_quantity(check: Check) -> RuleVerdict:
+    def one(setting):
+        if check.quantity > setting.threshold:
+            return (
+                "max_order_quantity",
+                f"Quantity {_fmt(check.quantity)} exceeds the maximum {_fmt(int(setting.threshold))}.",
+            )
+        return None
+
+    return _setting_verdicts(check, RuleName.MAX_ORDER_QUANTITY, one)
+
+
+@rule(RuleName.MAX_ORDER_NOTIONAL)
+def max_order_notional(check: Check) -> RuleVerdict:
+    def one(setting):
+        notional = check.notional
+        if notional is None:
+            return "no_price", "The order has no price and the security no reference price to value it."
+        if notional > setting.threshold:
+            return "max_order_notional", f"Notional {_fmt(notional)} exceeds the maximum {_fmt(setting.threshold)}."
+        return None
+
+    return _setting_verdicts(check, RuleName.MAX_ORDER_NOTIONAL, one)
+
+
+@rule(RuleName.PRICE_COLLAR)
+def price_collar(check: Check) -> RuleVerdict:
+    prices = [p for p in (check.limit_price, check.order.stop_price) if p is not None]
+
+    def one(setting):
+        if not prices:
+            return None  # a market order: valued at the reference, whose freshness is checked
+        reference = check.reference_price
+        if reference is None:
+            return "no_reference_price", f"{check.security.symbol} has no reference price for the price collar."
+        for price in prices:
+            distance = abs(price - reference) / reference * 100
+            if distance > setting.threshold:
+                return (
+                    "price_collar",
+                    f"Price {price.normalize():f} is {distance.quantize(Decimal('0.01'))}% from the reference "
+                    f"{reference.normalize():f}; the collar is {setting.threshold.normalize():f}%.",
+                )
+        return None
+
+    return _setting_verdicts(check, RuleName.PRICE_COLLAR, one)
+
+
+# -------------------------------------------------------------------------- limits
+@rule(RuleName.POSITION_LIMIT)
+def position_limit(check: Check) -> RuleVerdict:
+    def one(setting):
+        exposure = _exposure(check)
+        security_id = check.order.security_id
+        position = exposure["positions"].get(security_id, 0)
+        buys = sells = 0
+        for sec, side, quantity, filled, _limit, _stop in exposure["working"]:
+            if sec == security_id:
+                if side == Side.BUY:
+                    buys += quantity - filled
+                else:
+                    sells += quantity - filled
+        if check.order.side == Side.BUY:
+            buys += _own_leaves(check)
+        else:
+            sells += _own_leaves(check)
+        projected = max(abs(position + buys), abs(position - sells))
+        if projected > setting.threshold:
+            return (
+                "position_limit",
+                f"Projected position {_fmt(projected)} in {check.security.symbol} (position {_fmt(position)}, "
+                f"working buys {_fmt(buys)}, sells {_fmt(sells)}) exceeds the limit {_fmt(int(setting.threshold))}.",
+            )
+        return None
+
+    return _setting_verdicts(check, RuleName.POSITION_LIMIT, one)
+
+
+def _notional_totals(check: Check) -> tuple[Decimal, Decimal]:
+    """Gross and net notional of the account with this order: positions at reference
+    prices, working orders at their prices."""
+    exposure = _exposure(check)
+    references = exposure["references"]
+    gross = net = Decimal(0)
+    for security_id, quantity in exposure["positions"].items():
+        value = quantity * (references.get(security_id) or Decimal(0))
+        gross += abs(value)
+        net += value
+    for security_id, side, quantity, filled, limit, stop in exposure["working"]:
+        price = limit or stop or references.get(security_id) or Decimal(0)
+        value = (quantity - filled) * price
+        gross += value
+        net += _sign(side) * value
+    own = _own_leaves(check) * (check.price or Decimal(0))
+    return gross + own, net + _sign(check.order.side) * own
+
+
+@rule(RuleName.GROSS_NOTIONAL)
+def gross_notional_limit(check: Check) -> RuleVerdict:
+    def one(setting):
+        gross, _ = _notional_totals(check)
+        if gross > setting.threshold:
+            return (
+                "gross_notional_limit",
+                f"Account gross notional would be {_fmt(gross)}; the limit is {_fmt(setting.threshold)}.",
+            )
+        return None
+
+    return _setting_verdicts(check, RuleName.GROSS_NOTIONAL, one)
+
+
+@rule(RuleName.NET_NOTIONAL)
+def net_notional_limit(check: Check) -> RuleVerdict:
+    def one(setting):
+        _, net = _notional_totals(check)
+        if abs(net) > setting.threshold:
+            return (
+                "net_notional_limit",
+                f"Account net notional would be {_fmt(net)}; the limit is ±{_fmt(setting.threshold)}.",
+            )
+        return None
+
+    return _setting_verdicts(check, RuleName.NET_NOTIONAL, one)
+
+
+@rule(RuleName.DAILY_NOTIONAL)
+def daily_notional_limit(check: Check) -> RuleVerdict:
+    def one(setting):
+        start = check.now.replace(hour=0, minute=0, second=0, microsecond=0)
+        rows = (
+            Order.objects.filter(account_id=check.order.account_id, created_at__gte=start)
+            .exclude(pk=check.order.pk)
+            .exclude(status=S.REJECTED)
+            .values_list(
+                "status",
+                "quantity",
+                "filled_quantity",
+                "avg_fill_price",
+                "limit_price",
+                "stop_price",
+                "security__reference_price",
+            )
+        )
+        used = Decimal(0)
+        for status, quantity, filled, avg, limit, stop, reference in rows:
+            if filled and avg:
+                used += filled * avg
+            if status in WORKING_STATUSES:
+                used += (quantity - filled) * (limit or stop or reference or Decimal(0))
+        total = used + (check.notional or Decimal(0))
+        if total > setting.threshold:
+            return (
+                "daily_notional_limit",
+                f"The account's notional today would be {_fmt(total)}; the daily limit is {_fmt(setting.threshold)}.",
+            )
+        return None
+
+    return _setting_verdicts(check, RuleName.DAILY_NOTIONAL, one)
+
+
+# ------------------------------------------------------- duplicates and wash trades
+@rule(RuleName.DUPLICATE_ORDER)
+def duplicate_order(check: Check) -> RuleVerdict:
+    if check.stage not in ("submit", "check", "release"):
+        return RuleVerdict(PASS, "not_applicable")
+
+    def one(setting):
+        since = check.now - dt.timedelta(seconds=setting.window_seconds)
+        twin = (
+            Order.objects.filter(
+                account_id=check.order.account_id,
+                security_id=check.order.security_id,
+                side=check.order.side,
+                quantity=check.quantity,
+                limit_price=check.limit_price,
+                created_at__gte=since,
+            )
+            .exclude(pk=check.order.pk)
+            .exclude(status=S.REJECTED)
+            .order_by("-id")
+            .first()
+        )
+        if twin is None:
+            return None
+        return (
+            "duplicate_order",
+            f"Same account, security, side, quantity and price as order #{twin.pk} within {setting.window_seconds} s.",
+        )
+
+    return _setting_verdicts(check, RuleName.DUPLICATE_ORDER, one)
+
+
+@rule(RuleName.WASH_TRADE)
+def wash_trade(check: Check) -> RuleVerdict:
+    opposite = SELL_SIDES if check.order.side == Side.BUY else (Side.BUY,)
+
+    def one(setting):
+        working = (
+            Order.objects.filter(
+                account_id=check.order.account_id,
+                security_id=check.order.security_id,
+                side__in=opposite,
+                status__in=WORKING_STATUSES,
+            )
+            .exclude(pk=check.order.pk)
+            .order_by("-id")
+            .first()
+        )
+        if working is not None:
+            return (
+                "wash_trade",
+                f"Order #{working.pk} on the opposite side of {check.security.symbol} is working in the same account.",
+            )
+        since = check.now - dt.timedelta(seconds=setting.window_seconds)
+        fill = (
+            Execution.objects.filter(
+                order__account_id=check.order.account_id,
+                order__security_id=check.order.security_id,
+                order__side__in=opposite,
+                in_effect=True,
+                received_at__gte=since,
+            )
+            .exclude(order_id=check.order.pk)
+            .order_by("-id")
+            .first()
+        )
+        if fill is not None:
+            return (
+                "wash_trade",
+                f"Order #{fill.order_id} on the opposite side of {check.security.symbol} filled in the same account "
+                f"within {setting.window_seconds} s.",
+            )
+        return None
+
+    return _setting_verdicts(check, RuleName.WASH_TRADE, one)
+
+
+# ----------------------------------------------------------------------- short sale
+def locate_unused(locate: Locate, *, exclude_order_id: int | None = None) -> int:
+    """What is left of a locate: orders still staged, held or working reserve their
+    whole quantity, ended orders only what they filled."""
+    used = 0
+    uses = locate.uses.select_related("order")
+    if exclude_order_id is not None:
+        uses = uses.exclude(order_id=exclude_order_id)
+    for use in uses:
+        if use.order.status in WORKING_STATUSES:
+            used += use.quantity
+        else:
+            used += min(use.quantity, use.order.filled_quantity)
+    return locate.quantity - used
+
+
+@rule(RuleName.SHORT_SALE)
+def short_sale(check: Check) -> RuleVerdict:
+    order = check.order
+    if order.side == Side.BUY:
+        return RuleVerdict(PASS, "not_applicable")
+    if not check.settings_for(RuleName.SHORT_SALE):
+        return RuleVerdict(PASS, "not_configured")
+    if order.side == Side.SELL:
+        exposure = _exposure(check)
+        position = exposure["positions"].get(order.security_id, 0)
+        pending = sum(
+            q - f for sec, side, q, f, _l, _s in exposure["working"] if sec == order.security_id and side in SELL_SIDES
+        )
+        available = position - pending
+        if _own_leaves(check) > available:
+            return RuleVerdict(
+                Outcome.BLOCK,
+                "short_sale_unmarked",
+                f"Selling {_fmt(check.quantity)} {check.security.symbol} exceeds the long position available "
+                f"({_fmt(max(available, 0))} after pending sells): mark it SELL_SHORT, with a locate.",
+            )
+        return RuleVerdict(PASS, "long_sale")
+    if order.short_exempt_reason:
+        return RuleVerdict(PASS, "short_exempt", f"Short exempt: {order.short_exempt_reason}")
+    if order.pk is None and check.stage != "check":
+        return RuleVerdict(Outcome.BLOCK, "no_order", "The order must be stored before a locate can be reserved.")
+    candidates = Locate.objects.filter(
+        account_id=order.account_id, security_id=order.security_id, expires_at__gt=check.now, ended_at__isnull=True
+    )
+    current = LocateUse.objects.filter(order_id=order.pk).first() if order.pk else None
+    chosen = None
+    # The order's own locate first, then the one that expires soonest.
+    ordered = sorted(candidates, key=lambda loc: (current is None or loc.pk != current.locate_id, loc.expires_at))
+    for locate in ordered:
+        if locate_unused(locate, exclude_order_id=order.pk) >= check.quantity:
+            chosen = locate
+            break
+    if chosen is None:
+        return RuleVerdict(
+            Outcome.BLOCK,
+            "no_locate",
+            f"Short sale of {_fmt(check.quantity)} {check.security.symbol} needs an unexpired locate with enough "
+            "unused quantity (Reg SHO 203(b)).",
+        )
+
+    def reserve(outcome: str) -> None:
+        if outcome == Outcome.BLOCK:
+            return
+        use, created = LocateUse.objects.update_or_create(
+            order=order, defaults={"locate": chosen, "quantity": check.quantity}
+        )
+        audit_event_record(
+            actor=actor_name(check.user),
+            action="locate.reserved",
+            object_type="locate",
+            object_id=chosen.pk,
+            after={
+                "order": order.pk,
+                "quantity": check.quantity,
+                "broker": chosen.broker,
+                "reference": chosen.reference,
+            },
+        )
+
+    return RuleVerdict(
+        PASS,
+        "locate",
+        f"Locate {chosen.broker} {chosen.reference} covers {_fmt(check.quantity)}.",
+        commit=None if check.dry_run else reserve,
+    )
+
+
+# --------------------------------------------------------------------- rate limits
+def _message_count(check: Check, window_seconds: int, *, by_account: bool) -> int:
+    """New, cancel and replace messages in the window: orders entered (held and
+    rejected ones too: each was a message) and cancel/replace requests."""
+    since = check.now - dt.timedelta(seconds=window_seconds)
+    orders = Order.objects.filter(created_at__gte=since)
+    if check.stage != "amend":  # the order being entered is the message counted by the caller
+        orders = orders.exclude(pk=check.order.pk)
+    requests = OrderRequest.objects.filter(
+        created_at__gte=since, kind__in=(OrderRequest.Kind.CANCEL, OrderRequest.Kind.REPLACE)
+    )
+    if by_account:
+        orders = orders.filter(account_id=check.order.account_id)
+        requests = requests.filter(order__account_id=check.order.account_id)
+    else:
+        trader = check.trader
+        if trader is None or not getattr(trader, "pk", None):
+            return 0
+        orders = orders.filter(created_by_id=trader.pk)
+        requests = requests.filter(requested_by_id=trader.pk)
+    return orders.count() + requests.count()
+
+
+def _rate_rule(rule_name: str, *, by_account: bool) -> Callable[[Check], RuleVerdict]:
+    def rate(check: Check) -> RuleVerdict:
+        if check.stage == "release":  # compliance releasing a held order is not a trader message
+            return RuleVerdict(PASS, "not_applicable")
+
+        def one(setting):
+            count = _message_count(check, setting.window_seconds, by_account=by_account) + 1
+            if count > setting.threshold:
+                who = f"account {check.account.code}" if by_account else f"trader {check.trader.get_username()}"
+                return (
+                    rule_name,
+                    f"Message rate for {who}: {count} in {setting.window_seconds} s exceeds {int(setting.threshold)}.",
+                )
+            return None
+
+        return _setting_verdicts(check, rule_name, one)
+
+    rule_register(str(rule_name), rate)
+    return rate
+
+
+order_rate_trader = _rate_rule(RuleName.ORDER_RATE_TRADER, by_account=False)
+order_rate_account = _rate_rule(RuleName.ORDER_RATE_ACCOUNT, by_account=True)

@@ -1,0 +1,128 @@
+"""Orders of one account racing on one limit, on PostgreSQL: each thread has its own
+connection and all are released together by a barrier. The account lock makes
+compliance check them one after the other, so exactly as many pass as fit and the
+account's working exposure never exceeds the limit, whatever the interleaving."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections import Counter
+from collections.abc import Callable
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.db.models import F, Sum
+
+from compliance.models import ComplianceResult, Locate, LocateUse
+from compliance.rules import WORKING_STATUSES
+from orders.models import Order
+from routing.models import OutboundMessage
+
+from .conftest import now, rule_set
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+THREADS = 8
+PRICES = [Decimal(f"175.0{i + 1}") for i in range(THREADS)]  # distinct: no duplicates
+
+
+def run_together(calls: list[Callable[[], Any]]) -> list[Any]:
+    """Run each call in its own thread and connection, all released at once by a
+    barrier; return what each returned or raised, in the order given."""
+    barrier = threading.Barrier(len(calls))
+    outcomes: list[Any] = [None] * len(calls)
+
+    def worker(index: int, call: Callable[[], Any]) -> None:
+        try:
+            connection.ensure_connection()  # connect before the barrier: race on locks, not on logins
+            barrier.wait(timeout=30)
+            outcomes[index] = call()
+        except BaseException as exc:  # handed back to the test thread
+            outcomes[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i, call)) for i, call in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a thread is stuck (deadlock?)"
+    errors = [o for o in outcomes if isinstance(o, BaseException)]
+    assert not errors, errors
+    return outcomes
+
+
+def race(place, **terms: Any) -> list[Order]:
+    orders = run_together([partial(place, limit_price=price, **terms) for price in PRICES])
+    for order in orders:
+        order.refresh_from_db()
+    return orders
+
+
+def codes(order: Order) -> list[tuple[str, str]]:
+    return sorted(
+        ComplianceResult.objects.filter(order=order).exclude(outcome="pass").values_list("rule", "code").distinct()
+    )
+
+
+def working_leaves(account, side: str) -> int:
+    working = Order.objects.filter(account=account, side=side, status__in=WORKING_STATUSES)
+    return working.aggregate(total=Sum(F("quantity") - F("filled_quantity")))["total"] or 0
+
+
+def assert_split(orders: list[Order], *, passed: int, rule: str, code: str) -> list[Order]:
+    routed = [o for o in orders if o.status == "pending_new"]
+    rejected = [o for o in orders if o.status == "rejected"]
+    assert (len(routed), len(rejected)) == (passed, THREADS - passed), [o.status for o in orders]
+    assert all(codes(o) == [] for o in routed)
+    assert all(codes(o) == [(rule, code)] for o in rejected)
+    assert OutboundMessage.objects.filter(msg_type="D").count() == passed
+    assert Counter(OutboundMessage.objects.values_list("order_id", flat=True)) == {o.pk: 1 for o in routed}
+    return routed
+
+
+def test_racing_buys_never_breach_the_position_limit(place, account):
+    rule_set("position_limit", threshold=Decimal(5000))
+
+    orders = race(place, quantity=1000)
+
+    assert_split(orders, passed=5, rule="position_limit", code="position_limit")
+    assert working_leaves(account, "BUY") == 5000
+
+
+def test_racing_buys_never_breach_the_daily_notional_limit(place, account):
+    # Any five of the orders fit (at most 875,300), no six do (at least 1,050,210).
+    rule_set("daily_notional_limit", threshold=Decimal(900000))
+
+    orders = race(place, quantity=1000)
+
+    routed = assert_split(orders, passed=5, rule="daily_notional_limit", code="daily_notional_limit")
+    total = sum(o.quantity * o.limit_price for o in routed)
+    assert total <= Decimal(900000)
+    assert total == sum(
+        o.quantity * o.limit_price for o in Order.objects.filter(account=account, status__in=WORKING_STATUSES)
+    )
+
+
+def test_racing_short_sales_never_overdraw_one_locate(place, account, aapl):
+    locate = Locate.objects.create(
+        account=account,
+        security=aapl,
+        broker="GS",
+        reference="RACE-1",
+        quantity=3000,
+        expires_at=now() + dt.timedelta(hours=1),
+    )
+
+    orders = race(place, side="SELL_SHORT", quantity=1000)
+
+    routed = assert_split(orders, passed=3, rule="short_sale", code="no_locate")
+    uses = LocateUse.objects.filter(locate=locate)
+    assert sorted(uses.values_list("order_id", "quantity")) == sorted((o.pk, 1000) for o in routed)
+    assert uses.aggregate(total=Sum("quantity"))["total"] == 3000
+    assert working_leaves(account, "SELL_SHORT") == 3000
