@@ -1,7 +1,8 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from audit.models import AuditEvent
-from compliance.models import ComplianceResult
+from compliance.models import ComplianceResult, Outcome, OverrideRequest
 
 from ..models import Execution, Order, OrderStatus, OrderType, Position, Side, TimeInForce
 
@@ -20,6 +21,76 @@ class OrderCreateInputSerializer(serializers.Serializer):
     time_in_force = serializers.ChoiceField(choices=TimeInForce.choices, default=TimeInForce.DAY)
     expire_at = serializers.DateTimeField(required=False, allow_null=True)
     venue = serializers.CharField(max_length=20, required=False, allow_null=True, allow_blank=True)
+    short_exempt_reason = serializers.CharField(
+        max_length=500,
+        required=False,
+        allow_blank=True,
+        help_text="SELL_SHORT only: why the sale is exempt from the locate requirement (FIX Side 6)",
+    )
+
+
+class OrderCheckInputSerializer(OrderCreateInputSerializer):
+    """A prospective order: the fields of a new order, client_order_id optional."""
+
+    client_order_id = serializers.CharField(max_length=64, required=False)
+
+
+# Named enum components: the field names "outcome" and "status" already carry other
+# choice sets in the schema (executions, orders).
+@extend_schema_field({"type": "string", "enum": list(Outcome.values)}, component_name="CheckOutcomeEnum")
+class CheckOutcomeField(serializers.ChoiceField):
+    def __init__(self, **kwargs):
+        super().__init__(choices=Outcome.choices, **kwargs)
+
+
+@extend_schema_field(
+    {"type": "string", "enum": list(OverrideRequest.Status.values)}, component_name="OrderOverrideStatusEnum"
+)
+class OrderOverrideStatusField(serializers.ChoiceField):
+    def __init__(self, **kwargs):
+        super().__init__(choices=OverrideRequest.Status.choices, **kwargs)
+
+
+class CheckResultSerializer(serializers.Serializer):
+    rule = serializers.CharField()
+    outcome = CheckOutcomeField()
+    code = serializers.CharField()
+    reason = serializers.CharField()
+
+
+class OrderCheckSerializer(serializers.Serializer):
+    """What compliance would say; internal (watch-list) results are left out."""
+
+    outcome = CheckOutcomeField()
+    results = CheckResultSerializer(many=True, source="visible_results")
+
+
+class OrderOverrideInputSerializer(serializers.Serializer):
+    justification = serializers.CharField(help_text="why the held order should be released")
+
+
+class OrderOverrideSerializer(serializers.ModelSerializer):
+    status = OrderOverrideStatusField(read_only=True)
+    requested_by = serializers.CharField(source="requested_by.username", read_only=True)
+    decided_by = serializers.CharField(source="decided_by.username", read_only=True, allow_null=True, default=None)
+    warnings = serializers.ListField(child=serializers.CharField(), read_only=True)
+
+    class Meta:
+        model = OverrideRequest
+        fields = [
+            "id",
+            "order",
+            "status",
+            "justification",
+            "requested_by",
+            "requested_at",
+            "expires_at",
+            "warnings",
+            "decided_by",
+            "decided_at",
+            "decision_note",
+        ]
+        read_only_fields = fields
 
 
 class OrderAmendInputSerializer(serializers.Serializer):
@@ -88,6 +159,7 @@ class OrderSerializer(serializers.ModelSerializer):
             "time_in_force",
             "expire_at",
             "venue",
+            "short_exempt_reason",
             "status",
             "filled_quantity",
             "leaves_quantity",

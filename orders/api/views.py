@@ -14,9 +14,13 @@ from .serializers import (
     AuditEventSerializer,
     ExecutionSerializer,
     OrderAmendInputSerializer,
+    OrderCheckInputSerializer,
+    OrderCheckSerializer,
     OrderCreateInputSerializer,
     OrderDetailSerializer,
     OrderFilterSerializer,
+    OrderOverrideInputSerializer,
+    OrderOverrideSerializer,
     OrderSerializer,
     PositionSerializer,
 )
@@ -58,6 +62,20 @@ class OrderListCreateApi(GenericAPIView):
         )
 
 
+class OrderCheckApi(APIView):
+    @extend_schema(
+        request=OrderCheckInputSerializer,
+        responses={
+            200: OpenApiResponse(OrderCheckSerializer, description="what compliance would say; nothing is stored")
+        },
+    )
+    def post(self, request):
+        data = OrderCheckInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        evaluation = services.order_check(user=request.user, **data.validated_data)
+        return Response(OrderCheckSerializer(evaluation).data)
+
+
 class OrderDetailApi(APIView):
     @extend_schema(responses=OrderDetailSerializer)
     def get(self, request, order_id: int):
@@ -78,6 +96,15 @@ class OrderAmendApi(APIView):
         data.is_valid(raise_exception=True)
         order = services.order_amend(user=request.user, order_id=order_id, **data.validated_data)
         return Response(_order_detail(order.pk, request.user), status=status.HTTP_202_ACCEPTED)
+
+
+class OrderOverrideRequestApi(APIView):
+    @extend_schema(request=OrderOverrideInputSerializer, responses={201: OrderOverrideSerializer})
+    def post(self, request, order_id: int):
+        data = OrderOverrideInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        override = services.order_override_request(user=request.user, order_id=order_id, **data.validated_data)
+        return Response(OrderOverrideSerializer(override).data, status=status.HTTP_201_CREATED)
 
 
 class OrderAuditApi(APIView):

@@ -45,12 +45,14 @@ ORDER_FIELDS = {
     "leaves_quantity",
     "avg_fill_price",
     "reject_reason",
+    "short_exempt_reason",
     "compliance_results",
     "created_at",
     "updated_at",
 }
-# DESIGN.md §8 lists these; the API may add more (expire_at) but never drop one.
-DESIGN_ORDER_FIELDS = ORDER_FIELDS - {"expire_at"}
+# DESIGN.md §8 lists these; the API may add more (expire_at, short_exempt_reason) but
+# never drop one.
+DESIGN_ORDER_FIELDS = ORDER_FIELDS - {"expire_at", "short_exempt_reason"}
 EXECUTION_FIELDS = {
     "id",
     "order_id",
@@ -218,18 +220,22 @@ def compliance_rule():
         reason: str = "Test rule says so.",
         internal: bool = False,
     ):
-        def rule(*, order, stage: str, changes):
-            if stage != active_stage:
+        def rule(check):
+            if check.stage != active_stage:
                 return RuleVerdict(Outcome.PASS, code)
             return RuleVerdict(outcome, code, reason, internal=internal)
 
         active_stage = stage
+        registered.append((code, compliance_engine.registered_rules().get(code)))
         compliance_engine.rule_register(code, rule)
-        registered.append(code)
 
     yield _register
-    for code in registered:
-        compliance_engine.rule_unregister(code)
+    for code, previous in reversed(registered):
+        # Put back a real rule the test rule stood in for.
+        if previous is None:
+            compliance_engine.rule_unregister(code)
+        else:
+            compliance_engine.rule_register(code, previous)
 
 
 # ---------------------------------------------------------------------------- create
@@ -260,9 +266,15 @@ def test_create_returns_201_with_every_order_field(api, ready, trader):
         "leaves_quantity": 1000,
         "avg_fill_price": None,
         "reject_reason": "",
-        "compliance_results": [],
+        "short_exempt_reason": "",
+        "compliance_results": body["compliance_results"],
         "executions": [],
     }
+    # One result per rule, every one a pass, with the stage and a code.
+    results = body["compliance_results"]
+    assert {r["rule"] for r in results} == set(compliance_engine.registered_rules()) - {"watch_list"}
+    assert {(r["stage"], r["outcome"]) for r in results} == {("submit", "pass")}
+    assert all(set(r) == {"rule", "stage", "outcome", "code", "reason", "evaluated_at"} for r in results)
     created_at = dt.datetime.fromisoformat(body["created_at"])
     assert created_at.utcoffset() == dt.timedelta(0)
     assert before <= created_at <= dt.datetime.now(dt.UTC)
@@ -286,8 +298,8 @@ def test_create_returns_201_with_every_order_field(api, ready, trader):
         15: "USD",
     }
     assert 99 not in sent and 126 not in sent
-    assert audit_actions(order.pk) == ["order.created", "order.routed"]
-    assert AuditEvent.objects.filter(object_type="order", object_id=str(order.pk), actor="trader1").count() == 2
+    assert audit_actions(order.pk) == ["order.created", "compliance.evaluated", "order.routed"]
+    assert AuditEvent.objects.filter(object_type="order", object_id=str(order.pk), actor="trader1").count() == 3
 
 
 @pytest.mark.parametrize(
@@ -546,7 +558,7 @@ def test_create_with_no_venue_at_all_is_rejected_no_route(api, account, aapl):
     assert (body["status"], body["reject_reason"], body["venue"]) == ("rejected", "no route", None)
     assert (body["filled_quantity"], body["leaves_quantity"]) == (0, 0)
     assert not OutboundMessage.objects.exists()
-    assert audit_actions(body["id"]) == ["order.created", "order.rejected"]
+    assert audit_actions(body["id"]) == ["order.created", "compliance.evaluated", "order.rejected"]
 
 
 def test_create_compliance_block_is_a_rejected_order_with_rule_results(api, ready, compliance_rule):
@@ -561,11 +573,15 @@ def test_create_compliance_block_is_a_rejected_order_with_rule_results(api, read
         "AAPL is on the restricted list.",
         None,
     )
-    assert [(r["rule"], r["stage"], r["outcome"], r["code"], r["reason"]) for r in body["compliance_results"]] == [
-        ("restricted", "submit", "block", "restricted", "AAPL is on the restricted list.")
-    ]
+    assert [
+        (r["rule"], r["stage"], r["outcome"], r["code"], r["reason"])
+        for r in body["compliance_results"]
+        if r["outcome"] != "pass"
+    ] == [("restricted", "submit", "block", "restricted", "AAPL is on the restricted list.")]
+    # Every rule's verdict is kept, passes included.
+    assert {r["rule"] for r in body["compliance_results"]} >= {"restricted", "max_order_quantity", "kill_switch"}
     assert not OutboundMessage.objects.exists()
-    assert audit_actions(body["id"]) == ["order.created", "order.compliance_rejected"]
+    assert audit_actions(body["id"]) == ["order.created", "compliance.evaluated", "order.compliance_rejected"]
 
 
 def test_create_compliance_warning_holds_the_order(api, ready, compliance_rule):
@@ -576,9 +592,11 @@ def test_create_compliance_warning_holds_the_order(api, ready, compliance_rule):
     assert response.status_code == 201, response.json()
     body = response.json()
     assert (body["status"], body["leaves_quantity"]) == ("held", 0)
-    assert [(r["outcome"], r["code"]) for r in body["compliance_results"]] == [("warn", "fat_finger")]
+    assert [(r["outcome"], r["code"]) for r in body["compliance_results"] if r["outcome"] != "pass"] == [
+        ("warn", "fat_finger")
+    ]
     assert not OutboundMessage.objects.exists()
-    assert audit_actions(body["id"]) == ["order.created", "order.held"]
+    assert audit_actions(body["id"]) == ["order.created", "compliance.evaluated", "order.held"]
 
 
 def test_create_internal_compliance_results_stay_internal(api, ready, compliance_rule):
@@ -591,7 +609,8 @@ def test_create_internal_compliance_results_stay_internal(api, ready, compliance
     assert response.status_code == 201
     body = response.json()
     assert body["status"] == "pending_new"
-    assert [r["code"] for r in body["compliance_results"]] == ["visible_rule"]
+    assert "visible_rule" in [r["code"] for r in body["compliance_results"]]
+    assert "watch_list" not in [r["rule"] for r in body["compliance_results"]]
     assert "watch list" not in response.content.decode()
     assert ComplianceResult.objects.filter(order_id=body["id"], internal=True).count() == 1
 
@@ -849,7 +868,7 @@ def test_cancel_unsent_order_cancels_at_once_and_voids_the_new_order_single(api,
     assert (nos.msg_type, nos.state) == ("D", "void")
     assert not OutboundMessage.objects.filter(order_id=order.pk, msg_type="F").exists()
     assert OrderRequest.objects.get(order=order).state == "withdrawn"
-    assert audit_actions(order.pk) == ["order.created", "order.routed", "order.cancelled"]
+    assert audit_actions(order.pk) == ["order.created", "compliance.evaluated", "order.routed", "order.cancelled"]
 
 
 def test_cancel_sent_but_unacknowledged_order_sends_cancel_request(api, submit):
@@ -1133,6 +1152,11 @@ def test_amend_refused_by_compliance_is_409(api, submit, compliance_rule):
     assert "Position limit exceeded." in body["message"]
     after = footprint(order.pk)
     assert after["audit"] == [*before["audit"], "order.amend_refused"]
+    # The refused amendment's verdicts are on record, though nothing else changed.
+    assert set(ComplianceResult.objects.filter(order_id=order.pk, stage="amend").values_list("rule", "outcome")) >= {
+        ("limit", "block"),
+        ("max_order_quantity", "pass"),
+    }
     assert (after["order"], after["requests"], after["outbox"]) == (
         before["order"],
         before["requests"],
@@ -1200,6 +1224,7 @@ def test_audit_trail_oldest_first(api, submit):
     trail = response.json()
     assert [e["action"] for e in trail] == [
         "order.created",
+        "compliance.evaluated",
         "order.routed",
         "order.acknowledged",
         "order.fill",
@@ -1210,7 +1235,7 @@ def test_audit_trail_oldest_first(api, submit):
     occurred = [dt.datetime.fromisoformat(e["occurred_at"]) for e in trail]
     assert occurred == sorted(occurred)
     assert {(e["object_type"], e["object_id"]) for e in trail} == {("order", str(order.pk))}
-    assert [e["actor"] for e in trail] == ["trader1", "trader1", "venue:SIM", "venue:SIM", "trader1"]
+    assert [e["actor"] for e in trail] == ["trader1", "trader1", "trader1", "venue:SIM", "venue:SIM", "trader1"]
     assert trail[0]["after"]["status"] == "new"
     assert trail[-2]["after"]["status"] == "filled"
 
@@ -1221,6 +1246,7 @@ def test_audit_trail_of_other_traders_order_is_404(other_api, mo_api, submit):
     assert_error(other_api.get(f"{ORDERS}{order.pk}/audit/"), 404, "not_found")
     assert [e["action"] for e in mo_api.get(f"{ORDERS}{order.pk}/audit/").json()] == [
         "order.created",
+        "compliance.evaluated",
         "order.routed",
     ]
 
@@ -1399,7 +1425,7 @@ def test_origin_acceptance_flow_over_http_with_tokens(ready, trader, other_trade
     assert row_counts() == counts
 
     trail = trader1.get(f"{ORDERS}{order_id}/audit/").json()
-    assert [e["action"] for e in trail] == ["order.created", "order.routed"]
+    assert [e["action"] for e in trail] == ["order.created", "compliance.evaluated", "order.routed"]
 
     cancelled = trader1.post(f"{ORDERS}{order_id}/cancel/")
     assert cancelled.status_code == 202
