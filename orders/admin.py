@@ -1,6 +1,7 @@
 from django.contrib import admin
 
-from oms_site.admin import ReadOnlyAdmin
+from compliance.models import ComplianceResult
+from oms_site.admin import ReadOnlyAdmin, ReadOnlyInline
 
 from .models import Account, Execution, Order, OrderFlag, OrderRequest, Position, Security
 
@@ -19,26 +20,22 @@ class AccountAdmin(admin.ModelAdmin):
     filter_horizontal = ["traders"]
 
 
-class OrderRequestInline(admin.TabularInline):
+class OrderRequestInline(ReadOnlyInline):
     model = OrderRequest
-    extra = 0
-    can_delete = False
     fields = ["kind", "cl_ord_id", "orig_cl_ord_id", "state", "quantity", "limit_price", "reject_reason", "created_at"]
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
-class ExecutionInline(admin.TabularInline):
+class ExecutionInline(ReadOnlyInline):
     model = Execution
-    extra = 0
-    can_delete = False
     fields = ["exec_id", "exec_type", "last_qty", "last_px", "in_effect", "outcome", "received_at"]
-    readonly_fields = fields
 
-    def has_add_permission(self, request, obj=None):
-        return False
+
+class ComplianceResultInline(ReadOnlyInline):
+    """Every rule's verdict on the order, internal (watch-list) ones included: the
+    admin is compliance's view."""
+
+    model = ComplianceResult
+    fields = ["stage", "rule", "outcome", "code", "reason", "internal", "overridden", "evaluated_at"]
 
 
 @admin.register(Order)
@@ -63,7 +60,7 @@ class OrderAdmin(ReadOnlyAdmin):
     search_fields = ["client_order_id", "cl_ord_id", "security__symbol", "account__code"]
     date_hierarchy = "created_at"
     list_select_related = ["account", "security", "venue"]
-    inlines = [OrderRequestInline, ExecutionInline]
+    inlines = [OrderRequestInline, ExecutionInline, ComplianceResultInline]
 
 
 @admin.register(Execution)
