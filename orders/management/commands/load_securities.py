@@ -5,11 +5,9 @@ lot_size, active (optional). Each bad row is reported with its line number and s
 good rows are kept.
 """
 
-import io
-from pathlib import Path
-
 from django.core.management.base import BaseCommand, CommandError
 
+from oms_site.commands import csv_file_open
 from orders.services import security_rows_load
 
 
@@ -20,17 +18,10 @@ class Command(BaseCommand):
         parser.add_argument("path", help="CSV file with a header row")
 
     def handle(self, *args, **options):
-        path = Path(options["path"])
-        if not path.is_file():
-            raise CommandError(f"{path}: no such file")
-        # Decode the whole file before loading anything: an encoding error half-way
-        # through must not leave the file half loaded.
+        path = options["path"]
+        handle = csv_file_open(path, nothing_done="nothing loaded")
         try:
-            text = path.read_text(encoding="utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise CommandError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); nothing loaded") from None
-        try:
-            report = security_rows_load(handle=io.StringIO(text, newline=""), actor="system:load_securities")
+            report = security_rows_load(handle=handle, actor="system:load_securities")
         except ValueError as exc:
             raise CommandError(f"{path}: {exc}") from None
         for line, message in report.errors:

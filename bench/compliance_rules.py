@@ -1,0 +1,124 @@
+"""What pre-trade compliance costs per order, rule by rule, as the account fills up.
+
+    .venv/bin/python bench/compliance_rules.py [--checks 300] [--working 0,100,1000]
+
+On a fresh PostgreSQL database (default oms_bench_compliance, firm default settings,
+demo data): for each level of ``--working`` orders already working in the account,
+times every registered rule over ``--checks`` what-if checks (``order_check``: the
+same rules a submit runs, nothing written), and then ``--checks`` full submits
+(``order_submit``: account lock, rules, results stored, routing, outbox, audit).
+Prints per-rule mean microseconds and submits/s from one thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checks", type=int, default=300)
+    parser.add_argument("--working", default="0,100,1000")
+    parser.add_argument("--db", default="oms_bench_compliance")
+    args = parser.parse_args()
+
+    subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", args.db], capture_output=True)
+    subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", args.db], check=True)
+    os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{args.db}"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "oms_site.settings")
+    os.environ["LOG_LEVEL"] = "WARNING"
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    from compliance import engine
+    from compliance.models import RuleSetting
+    from orders.models import Order
+    from orders.services import order_check, order_submit
+
+    call_command("migrate", verbosity=0)
+    call_command("seed_demo", verbosity=0, force=True)
+    # Calibrated for volume, so every order below passes and each rule runs fully.
+    RuleSetting.objects.filter(scope="firm", rule__in=["order_rate_trader", "order_rate_account"]).update(
+        threshold=10**6
+    )
+    RuleSetting.objects.filter(scope="firm", rule__startswith="d").exclude(rule="duplicate_order").update(
+        threshold=10**15
+    )
+    RuleSetting.objects.filter(scope="firm", rule__in=["gross_notional_limit", "net_notional_limit"]).update(
+        threshold=10**15
+    )
+    RuleSetting.objects.filter(scope="firm", rule="position_limit").update(threshold=10**12)
+    trader = get_user_model().objects.get(username="trader1")
+
+    timings: dict[str, list[float]] = defaultdict(list)
+    originals = engine.registered_rules()
+
+    def timed(name, rule):
+        def run(check):
+            started = time.perf_counter()
+            try:
+                return rule(check)
+            finally:
+                timings[name].append(time.perf_counter() - started)
+
+        return run
+
+    for name, rule in originals.items():
+        engine.rule_register(name, timed(name, rule))
+
+    sequence = 0
+
+    def terms(quantity: int) -> dict:
+        return {
+            "account": "ACC-1",
+            "symbol": "AAPL",
+            "side": "BUY",
+            "quantity": quantity,
+            "order_type": "LIMIT",
+            "limit_price": Decimal("175.50"),
+        }
+
+    print(f"machine: {os.cpu_count()} cores; PostgreSQL on 127.0.0.1; one thread")
+    for working in [int(w) for w in args.working.split(",")]:
+        while Order.objects.filter(account__code="ACC-1").count() < working:  # they stay working (no venue)
+            sequence += 1
+            order_submit(user=trader, client_order_id=f"W-{sequence}", **terms(sequence))
+        timings.clear()
+        in_account = Order.objects.filter(account__code="ACC-1", status="pending_new").count()
+        started = time.perf_counter()
+        for i in range(args.checks):
+            evaluation = order_check(user=trader, **terms(50000 - i))
+            assert evaluation.outcome == "pass", [r.code for r in evaluation.results if r.outcome != "pass"]
+        check_elapsed = time.perf_counter() - started
+        rule_means = {name: sum(values) / len(values) * 1e6 for name, values in timings.items()}
+        started = time.perf_counter()
+        for _ in range(args.checks):
+            sequence += 1
+            order_submit(user=trader, client_order_id=f"S-{sequence}", **terms(20000 + sequence))
+        submit_elapsed = time.perf_counter() - started
+        print(f"\n{in_account} working orders in the account:")
+        print(
+            f"  what-if check: {args.checks / check_elapsed:,.0f}/s ({check_elapsed / args.checks * 1e3:.2f} ms each)"
+        )
+        print(
+            f"  full submit:   {args.checks / submit_elapsed:,.0f}/s ({submit_elapsed / args.checks * 1e3:.2f} ms each)"
+        )
+        for name, mean in sorted(rule_means.items(), key=lambda kv: -kv[1]):
+            print(f"    {name:22} {mean:8.0f} µs")
+
+
+if __name__ == "__main__":
+    main()
