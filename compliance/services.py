@@ -426,15 +426,20 @@ def _override_for_decision(*, user, override_id: int) -> tuple[OverrideRequest, 
     return override, order
 
 
-def _override_decide(override: OverrideRequest, *, user, status: str, note: str) -> None:
+def _override_status_set(
+    override: OverrideRequest, *, status: str, actor: str, decided_by=None, note: str = ""
+) -> None:
+    """Move an override request to ``status`` and audit it on the order's trail;
+    ``decided_by`` for a compliance decision (not for a withdrawal)."""
     before = record_snapshot(override)
     override.status = status
-    override.decided_by = user
-    override.decided_at = _now()
-    override.decision_note = note
+    if decided_by is not None:
+        override.decided_by = decided_by
+        override.decided_at = _now()
+        override.decision_note = note
     override.save()
     audit_event_record(
-        actor=actor_name(user),
+        actor=actor,
         action=f"override.{status}",
         object_type="order",
         object_id=override.order_id,
@@ -442,6 +447,10 @@ def _override_decide(override: OverrideRequest, *, user, status: str, note: str)
         after=record_snapshot(override),
         details={"override": override.pk},
     )
+
+
+def _override_decide(override: OverrideRequest, *, user, status: str, note: str) -> None:
+    _override_status_set(override, status=status, actor=actor_name(user), decided_by=user, note=note)
 
 
 def override_approve(*, user, override_id: int, note: Any = "") -> OverrideRequest:
@@ -486,18 +495,7 @@ def overrides_withdraw(*, order, actor: str) -> None:
     for override in OverrideRequest.objects.select_for_update().filter(
         order=order, status=OverrideRequest.Status.PENDING
     ):
-        before = record_snapshot(override)
-        override.status = OverrideRequest.Status.WITHDRAWN
-        override.save()
-        audit_event_record(
-            actor=actor,
-            action="override.withdrawn",
-            object_type="order",
-            object_id=order.pk,
-            before=before,
-            after=record_snapshot(override),
-            details={"override": override.pk},
-        )
+        _override_status_set(override, status=OverrideRequest.Status.WITHDRAWN, actor=actor)
 
 
 # ---------------------------------------------------------------------- review items

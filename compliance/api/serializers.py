@@ -138,6 +138,10 @@ class OverrideFilterSerializer(serializers.Serializer):
     status = OverrideStatusField(required=False)
 
 
+class OverrideRequestInputSerializer(serializers.Serializer):
+    justification = serializers.CharField(help_text="why the held order should be released")
+
+
 class OverrideApproveInputSerializer(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, default="")
 

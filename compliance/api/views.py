@@ -8,6 +8,8 @@ from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from orders import services as order_services
+
 from .. import selectors, services
 from ..models import KillSwitch, OverrideRequest, RestrictedEntry
 from .serializers import (
@@ -18,6 +20,7 @@ from .serializers import (
     OverrideDecisionSerializer,
     OverrideDenyInputSerializer,
     OverrideFilterSerializer,
+    OverrideRequestInputSerializer,
     OverrideRequestSerializer,
     RestrictedEntryFilterSerializer,
     RestrictedEntryInputSerializer,
@@ -100,6 +103,18 @@ class KillSwitchApi(GenericAPIView):
             KillSwitchResultSerializer(result).data,
             status=status.HTTP_201_CREATED if activated else status.HTTP_200_OK,
         )
+
+
+class OrderOverrideRequestApi(APIView):
+    """The trader's side of an override: ask compliance to release a held order.
+    Entitlements are the order's (404 if not yours), not the compliance role."""
+
+    @extend_schema(request=OverrideRequestInputSerializer, responses={201: OverrideRequestSerializer})
+    def post(self, request, order_id: int):
+        data = OverrideRequestInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        override = order_services.order_override_request(user=request.user, order_id=order_id, **data.validated_data)
+        return Response(OverrideRequestSerializer(override).data, status=status.HTTP_201_CREATED)
 
 
 class OverrideListApi(GenericAPIView):

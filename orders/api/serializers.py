@@ -2,7 +2,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from audit.models import AuditEvent
-from compliance.models import ComplianceResult, Outcome, OverrideRequest
+from compliance.models import ComplianceResult, Outcome
 
 from ..models import Execution, Order, OrderStatus, OrderType, Position, Side, TimeInForce
 
@@ -43,14 +43,6 @@ class CheckOutcomeField(serializers.ChoiceField):
         super().__init__(choices=Outcome.choices, **kwargs)
 
 
-@extend_schema_field(
-    {"type": "string", "enum": list(OverrideRequest.Status.values)}, component_name="OrderOverrideStatusEnum"
-)
-class OrderOverrideStatusField(serializers.ChoiceField):
-    def __init__(self, **kwargs):
-        super().__init__(choices=OverrideRequest.Status.choices, **kwargs)
-
-
 class CheckResultSerializer(serializers.Serializer):
     rule = serializers.CharField()
     outcome = CheckOutcomeField()
@@ -63,34 +55,6 @@ class OrderCheckSerializer(serializers.Serializer):
 
     outcome = CheckOutcomeField()
     results = CheckResultSerializer(many=True, source="visible_results")
-
-
-class OrderOverrideInputSerializer(serializers.Serializer):
-    justification = serializers.CharField(help_text="why the held order should be released")
-
-
-class OrderOverrideSerializer(serializers.ModelSerializer):
-    status = OrderOverrideStatusField(read_only=True)
-    requested_by = serializers.CharField(source="requested_by.username", read_only=True)
-    decided_by = serializers.CharField(source="decided_by.username", read_only=True, allow_null=True, default=None)
-    warnings = serializers.ListField(child=serializers.CharField(), read_only=True)
-
-    class Meta:
-        model = OverrideRequest
-        fields = [
-            "id",
-            "order",
-            "status",
-            "justification",
-            "requested_by",
-            "requested_at",
-            "expires_at",
-            "warnings",
-            "decided_by",
-            "decided_at",
-            "decision_note",
-        ]
-        read_only_fields = fields
 
 
 class OrderAmendInputSerializer(serializers.Serializer):

@@ -8,7 +8,6 @@ urlpatterns = [
     path("orders/<int:order_id>/", views.OrderDetailApi.as_view(), name="order-detail"),
     path("orders/<int:order_id>/cancel/", views.OrderCancelApi.as_view(), name="order-cancel"),
     path("orders/<int:order_id>/amend/", views.OrderAmendApi.as_view(), name="order-amend"),
-    path("orders/<int:order_id>/override/", views.OrderOverrideRequestApi.as_view(), name="order-override"),
     path("orders/<int:order_id>/audit/", views.OrderAuditApi.as_view(), name="order-audit"),
     path("executions/", views.ExecutionListApi.as_view(), name="execution-list"),
     path("positions/", views.PositionListApi.as_view(), name="position-list"),

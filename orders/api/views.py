@@ -19,8 +19,6 @@ from .serializers import (
     OrderCreateInputSerializer,
     OrderDetailSerializer,
     OrderFilterSerializer,
-    OrderOverrideInputSerializer,
-    OrderOverrideSerializer,
     OrderSerializer,
     PositionSerializer,
 )
@@ -96,15 +94,6 @@ class OrderAmendApi(APIView):
         data.is_valid(raise_exception=True)
         order = services.order_amend(user=request.user, order_id=order_id, **data.validated_data)
         return Response(_order_detail(order.pk, request.user), status=status.HTTP_202_ACCEPTED)
-
-
-class OrderOverrideRequestApi(APIView):
-    @extend_schema(request=OrderOverrideInputSerializer, responses={201: OrderOverrideSerializer})
-    def post(self, request, order_id: int):
-        data = OrderOverrideInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        override = services.order_override_request(user=request.user, order_id=order_id, **data.validated_data)
-        return Response(OrderOverrideSerializer(override).data, status=status.HTTP_201_CREATED)
 
 
 class OrderAuditApi(APIView):

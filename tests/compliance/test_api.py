@@ -31,6 +31,7 @@ from orders.selectors import MIDDLE_OFFICE_GROUP, TRADER_GROUP
 from orders.services import order_override_request
 from routing.models import OutboundMessage
 from tests.factories import SecurityFactory, UserFactory
+from tests.helpers import assert_error, assert_field_errors, client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -118,33 +119,6 @@ def row_counts() -> dict[str, int]:
         LocateUse,
     )
     return {model.__name__: model.objects.count() for model in models}
-
-
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
-def assert_error(response, status: int, code: str) -> dict:
-    """The one error body shape (oms_site.errors): message, code, details."""
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert set(body) == {"message", "code", "details"}, body
-    assert body["code"] == code, body
-    assert isinstance(body["message"], str) and body["message"], body
-    assert isinstance(body["details"], dict), body
-    return body
-
-
-def assert_field_errors(response, *fields: str) -> dict:
-    """400 with errors for exactly ``fields``, each a non-empty list of messages."""
-    body = assert_error(response, 400, "invalid")
-    assert set(body["details"]) == set(fields), body
-    for field in fields:
-        messages = body["details"][field]
-        assert isinstance(messages, list) and messages and all(isinstance(m, str) and m for m in messages), body
-    return body
 
 
 def results_by_rule(body: dict) -> dict[str, dict]:

@@ -6,21 +6,19 @@ account's working exposure never exceeds the limit, whatever the interleaving.""
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections import Counter
-from collections.abc import Callable
 from decimal import Decimal
 from functools import partial
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.db.models import F, Sum
 
 from compliance.models import ComplianceResult, Locate, LocateUse
 from compliance.rules import WORKING_STATUSES
 from orders.models import Order
 from routing.models import OutboundMessage
+from tests.helpers import run_together
 
 from .conftest import now, rule_set
 
@@ -30,35 +28,9 @@ THREADS = 8
 PRICES = [Decimal(f"175.0{i + 1}") for i in range(THREADS)]  # distinct: no duplicates
 
 
-def run_together(calls: list[Callable[[], Any]]) -> list[Any]:
-    """Run each call in its own thread and connection, all released at once by a
-    barrier; return what each returned or raised, in the order given."""
-    barrier = threading.Barrier(len(calls))
-    outcomes: list[Any] = [None] * len(calls)
-
-    def worker(index: int, call: Callable[[], Any]) -> None:
-        try:
-            connection.ensure_connection()  # connect before the barrier: race on locks, not on logins
-            barrier.wait(timeout=30)
-            outcomes[index] = call()
-        except BaseException as exc:  # handed back to the test thread
-            outcomes[index] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i, call)) for i, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads), "a thread is stuck (deadlock?)"
-    errors = [o for o in outcomes if isinstance(o, BaseException)]
-    assert not errors, errors
-    return outcomes
-
-
 def race(place, **terms: Any) -> list[Order]:
     orders = run_together([partial(place, limit_price=price, **terms) for price in PRICES])
+    assert not [o for o in orders if isinstance(o, BaseException)], orders
     for order in orders:
         order.refresh_from_db()
     return orders

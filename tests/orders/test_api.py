@@ -22,6 +22,7 @@ from orders.services import order_submit
 from routing.models import OutboundMessage, Venue
 from tests.conftest import apply
 from tests.factories import AccountFactory, SecurityFactory
+from tests.helpers import assert_error, assert_field_errors, client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -130,27 +131,6 @@ def tags(message: OutboundMessage) -> dict[int, str]:
     return {int(tag): value for tag, value in message.fields}
 
 
-def assert_error(response, status: int, code: str) -> dict:
-    """The one error body shape (oms_site.errors): message, code, details."""
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert set(body) == {"message", "code", "details"}, body
-    assert body["code"] == code, body
-    assert isinstance(body["message"], str) and body["message"], body
-    assert isinstance(body["details"], dict), body
-    return body
-
-
-def assert_field_errors(response, *fields: str) -> dict:
-    """400 with errors for exactly ``fields``, each a non-empty list of messages."""
-    body = assert_error(response, 400, "invalid")
-    assert set(body["details"]) == set(fields), body
-    for field in fields:
-        messages = body["details"][field]
-        assert isinstance(messages, list) and messages and all(isinstance(m, str) and m for m in messages), body
-    return body
-
-
 def mark_sent(order: Order) -> None:
     """What the venue's FIX session does after writing the message to the socket."""
     OutboundMessage.objects.filter(order_id=order.pk, state=OutboundMessage.State.PENDING).update(
@@ -178,12 +158,6 @@ def fill(order: Order, qty: int, price: str = "175.50") -> Order:
         LastPx=price,
     )
     return order
-
-
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 def token_client(user) -> APIClient:

@@ -5,15 +5,12 @@ order, its executions and the position exactly as if the calls had run one by on
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from collections.abc import Callable
 from decimal import Decimal
 from functools import partial
 from typing import Any
 
 import pytest
-from django.db import connection
 
 from audit.models import AuditEvent
 from oms_site.errors import InvalidStateTransition
@@ -21,38 +18,11 @@ from orders.models import Execution, Order, OrderFlag, OrderRequest, Position
 from orders.services import execution_report_apply, order_cancel, order_submit
 from routing.models import OutboundMessage
 from tests.conftest import apply, report
+from tests.helpers import run_together
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 
 THREADS = 8
-
-
-def run_together(calls: list[Callable[[], Any]]) -> list[Any]:
-    """Run each call in its own thread and connection, all released at once by a
-    barrier; return what each returned or raised, in the order given."""
-    barrier = threading.Barrier(len(calls))
-    outcomes: list[Any] = [None] * len(calls)
-
-    def worker(index: int, call: Callable[[], Any]) -> None:
-        try:
-            connection.ensure_connection()  # connect before the barrier: race on locks, not on logins
-            barrier.wait(timeout=30)
-            outcomes[index] = call()
-        except BaseException as exc:  # handed back to the test thread
-            outcomes[index] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i, call)) for i, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads), "a thread is stuck (deadlock?)"
-    for outcome in outcomes:
-        if isinstance(outcome, threading.BrokenBarrierError):
-            raise outcome
-    return outcomes
 
 
 def apply_all(messages: list[dict[int, str]]) -> list[Any]:

@@ -1,0 +1,66 @@
+"""Helpers shared by the test modules: API clients and error-body checks, and a
+barrier that releases calls in threads at once for the PostgreSQL race tests."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from django.db import connection
+from rest_framework.test import APIClient
+
+
+def client_for(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def assert_error(response, status: int, code: str) -> dict:
+    """The one error body shape (oms_site.errors): message, code, details."""
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert set(body) == {"message", "code", "details"}, body
+    assert body["code"] == code, body
+    assert isinstance(body["message"], str) and body["message"], body
+    assert isinstance(body["details"], dict), body
+    return body
+
+
+def assert_field_errors(response, *fields: str) -> dict:
+    """400 with errors for exactly ``fields``, each a non-empty list of messages."""
+    body = assert_error(response, 400, "invalid")
+    assert set(body["details"]) == set(fields), body
+    for field in fields:
+        messages = body["details"][field]
+        assert isinstance(messages, list) and messages and all(isinstance(m, str) and m for m in messages), body
+    return body
+
+
+def run_together(calls: list[Callable[[], Any]]) -> list[Any]:
+    """Run each call in its own thread and connection, all released at once by a
+    barrier; return what each returned or raised, in the order given."""
+    barrier = threading.Barrier(len(calls))
+    outcomes: list[Any] = [None] * len(calls)
+
+    def worker(index: int, call: Callable[[], Any]) -> None:
+        try:
+            connection.ensure_connection()  # connect before the barrier: race on locks, not on logins
+            barrier.wait(timeout=30)
+            outcomes[index] = call()
+        except BaseException as exc:  # handed back to the test thread
+            outcomes[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i, call)) for i, call in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a thread is stuck (deadlock?)"
+    for outcome in outcomes:
+        if isinstance(outcome, threading.BrokenBarrierError):
+            raise outcome
+    return outcomes
