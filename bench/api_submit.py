@@ -82,8 +82,8 @@ def client(
                 "account": "ACC-1" if i % 2 else "ACC-2",
                 "symbol": symbols[i % len(symbols)],
                 "side": "BUY",
-                # Distinct quantities per client and request: no duplicate-order warnings.
-                "quantity": 1 + (i * 7919 + threading.get_ident()) % 100000,
+                # Varied quantities (few duplicate-order warnings), notional under the 10M fat-finger cap.
+                "quantity": 1 + (i * 7919 + threading.get_ident()) % 20000,
                 "order_type": "LIMIT",
                 "limit_price": PRICES[symbols[i % len(symbols)]],
             }
