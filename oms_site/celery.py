@@ -43,6 +43,31 @@ class FixSessionHosting(bootsteps.StartStopStep):
 app.steps["worker"].add(FixSessionHosting)
 
 
+class AuditSealing(bootsteps.StartStopStep):
+    """Chain committed audit events every ``OMS_AUDIT_SEAL_INTERVAL`` seconds (one
+    sealer at a time across workers: an advisory lock). Writers only insert; the chain
+    is built here, so it never slows an order down."""
+
+    requires = {"celery.worker.components:Pool"}
+
+    def __init__(self, worker, **kwargs):
+        super().__init__(worker, **kwargs)
+        self.sealer = None
+
+    def start(self, worker):
+        from audit.sealing import Sealer
+
+        self.sealer = Sealer().start()
+
+    def stop(self, worker):
+        if self.sealer is not None:
+            self.sealer.stop()
+            self.sealer = None
+
+
+app.steps["worker"].add(AuditSealing)
+
+
 @signals.worker_process_init.connect
 def _close_inherited_venue_sockets(**kwargs):
     """A prefork pool child starts with copies of the parent's FIX sockets: close them

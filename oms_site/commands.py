@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from pathlib import Path
 
@@ -20,3 +21,12 @@ def csv_file_open(path_text: str, *, nothing_done: str) -> io.StringIO:
     except UnicodeDecodeError as exc:
         raise CommandError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); {nothing_done}") from None
     return io.StringIO(text, newline="")
+
+
+def iso_time(text: str) -> dt.datetime:
+    """An argparse type: ISO 8601 date or time, UTC when it names no zone."""
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise CommandError(f"{text!r}: not an ISO 8601 date or time") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

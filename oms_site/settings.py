@@ -202,4 +202,6 @@ OMS_FIX_HOSTING = env_bool("OMS_FIX_HOSTING", True)
 OMS_FIX_LEASE_TTL = float(os.environ.get("OMS_FIX_LEASE_TTL", "6"))
 OMS_FIX_LEASE_RENEW = float(os.environ.get("OMS_FIX_LEASE_RENEW", "2"))
 OMS_FIX_LEASE_POLL = float(os.environ.get("OMS_FIX_LEASE_POLL", "1"))
+# Seconds between runs of the audit sealer (chains committed audit events).
+OMS_AUDIT_SEAL_INTERVAL = float(os.environ.get("OMS_AUDIT_SEAL_INTERVAL", "1"))
 OMS_FIX_INBOX_SWEEP = float(os.environ.get("OMS_FIX_INBOX_SWEEP", "60"))

@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.db.backends.signals import connection_created
 from rest_framework.test import APIClient
 
 from orders.models import Account, Order, Security
@@ -26,6 +27,17 @@ IS_POSTGRES = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
 if IS_POSTGRES:
     _test = settings.DATABASES["default"].setdefault("TEST", {})
     _test["NAME"] = f"test_{settings.DATABASES['default']['NAME']}_{os.getpid()}"
+
+
+def _audit_truncate_allowed(sender, connection, **kwargs):
+    # Test databases are emptied between transactional tests by TRUNCATE, which the
+    # audit tables' triggers refuse unless the session says so (only tests do).
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET oms.audit_allow_truncate = 'on'")
+
+
+connection_created.connect(_audit_truncate_allowed, dispatch_uid="tests.audit_truncate_allowed")
 
 
 def pytest_configure(config):
