@@ -28,7 +28,12 @@ def role_permissions_grant(**_kwargs) -> None:
         content_type__app_label="compliance",
         codename__in=[f"change_{model}" for model in DECIDED] + ["decide_overriderequest"],
     )
-    group.permissions.add(*wanted, *maintained, *decided)
+    # Audit retention: policies and legal holds (never deleted; holds are released).
+    audit_maintained = Permission.objects.filter(
+        content_type__app_label="audit",
+        codename__in=["add_retentionpolicy", "change_retentionpolicy", "add_legalhold", "change_legalhold"],
+    )
+    group.permissions.add(*wanted, *maintained, *decided, *audit_maintained)
 
 
 def role_permissions_connect(app_config) -> None:
