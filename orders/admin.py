@@ -1,20 +1,22 @@
 from django.contrib import admin
 
 from compliance.models import ComplianceResult
-from oms_site.admin import ReadOnlyAdmin, ReadOnlyInline
+from oms_site.admin import AuditedModelAdmin, ReadOnlyAdmin, ReadOnlyInline
 
 from .models import Account, Execution, Order, OrderFlag, OrderRequest, Position, Security
 
 
 @admin.register(Security)
-class SecurityAdmin(admin.ModelAdmin):
+class SecurityAdmin(AuditedModelAdmin):
+    audit_key_field = "symbol"
     list_display = ["symbol", "name", "issuer", "asset_class", "currency", "reference_price", "lot_size", "active"]
     list_filter = ["asset_class", "currency", "active"]
     search_fields = ["symbol", "name", "issuer"]
 
 
 @admin.register(Account)
-class AccountAdmin(admin.ModelAdmin):
+class AccountAdmin(AuditedModelAdmin):
+    audit_key_field = "code"
     list_display = ["code", "name", "active"]
     search_fields = ["code", "name"]
     filter_horizontal = ["traders"]

@@ -66,14 +66,18 @@ def _now() -> dt.datetime:
 
 def order_snapshot(order: Order) -> dict[str, Any]:
     """The order's terms and state as the audit trail records them."""
+
+    def price(value):  # as stored, so every version renders a price the same way
+        return Decimal(value).quantize(PRICE_QUANT) if value is not None else None
+
     return {
         "status": order.status,
         "quantity": order.quantity,
         "filled_quantity": order.filled_quantity,
         "leaves_quantity": order.leaves_quantity,
-        "avg_fill_price": order.avg_fill_price,
-        "limit_price": order.limit_price,
-        "stop_price": order.stop_price,
+        "avg_fill_price": price(order.avg_fill_price),
+        "limit_price": price(order.limit_price),
+        "stop_price": price(order.stop_price),
         "time_in_force": order.time_in_force,
         "cl_ord_id": order.cl_ord_id,
         "venue": order.venue.code if order.venue_id else None,
@@ -1458,12 +1462,12 @@ def _inbox_message_apply(venue: Venue, message) -> None:
     tags: dict[int, str] = {}
     for tag, value in message.fields:
         tags.setdefault(int(tag), str(value))  # first occurrence: no repeating groups used here
+    order_id = None
     try:
         with transaction.atomic():  # a savepoint: a failure undoes this message only
             if message.msg_type in ("8", "9"):
-                outcome = execution_report_apply(
-                    venue_code=venue.code, message=tags, received_at=message.received_at
-                ).outcome
+                result = execution_report_apply(venue_code=venue.code, message=tags, received_at=message.received_at)
+                outcome, order_id = result.outcome, result.order_id
             elif message.msg_type == "j":
                 outcome = _business_reject_apply(venue, message)
             else:
@@ -1483,6 +1487,24 @@ def _inbox_message_apply(venue: Venue, message) -> None:
             message=f"Inbound message {message.msg_seq_num} ({message.msg_type}) could not be applied: {error}",
             details={"inbound_message_id": message.pk, "epoch": message.epoch, "msg_seq_num": message.msg_seq_num},
         )
+        outcome = "failed"
+    # The raw message, against its order, in the batch's transaction (kept when the
+    # apply failed and its savepoint rolled back).
+    audit_event_record(
+        actor=f"venue:{venue.code}",
+        action="fix.received",
+        object_type="order" if order_id else "fix_session",
+        object_id=order_id or venue.code,
+        details={
+            "venue": venue.code,
+            "epoch": message.epoch,
+            "seq": message.msg_seq_num,
+            "msg_type": message.msg_type,
+            "message": message.raw.replace("\x01", "|"),
+            "inbound_message_id": message.pk,
+            "outcome": outcome,
+        },
+    )
 
 
 def _business_reject_apply(venue: Venue, message) -> str:

@@ -1,14 +1,19 @@
 from django.contrib import admin, messages
 
 from audit.services import actor_name
-from oms_site.admin import ReadOnlyAdmin
+from oms_site.admin import AuditedModelAdmin, ReadOnlyAdmin
 
 from . import services
 from .models import FixMessageLog, InboundMessage, OutboundMessage, Venue, VenueSession
 
 
 @admin.register(Venue)
-class VenueAdmin(admin.ModelAdmin):
+class VenueAdmin(AuditedModelAdmin):
+    """Venue settings; every add, change and delete is audited ("venue.created",
+    "venue.changed", "venue.deleted", object id the venue code). Session actions live
+    on the FIX session admin below and are audited by their service."""
+
+    audit_key_field = "code"
     list_display = [
         "code",
         "name",

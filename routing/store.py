@@ -8,6 +8,11 @@ Every such write also extends the lease (``lease_ttl``), so a holder busy with a
 burst keeps the venue while it makes progress. Sequence numbers are cached in memory
 (the fenced holder is their only writer) and reloaded after a rolled-back transaction
 (``reload``).
+
+Every message stored here is also an audit event (``fix.sent``) in the same
+transaction: an application message against its order (found through the outbox row
+being stamped in the enclosing transaction), a session-level one against the session
+(``fix_session``, the venue code).
 """
 
 from __future__ import annotations
@@ -15,8 +20,35 @@ from __future__ import annotations
 from django.db import transaction
 from django.db.models.functions import Now
 
-from .models import FixMessageLog, InboundMessage, VenueSession
+from audit.services import audit_event_record
+
+from .fix.session import ADMIN_TYPES
+from .models import FixMessageLog, InboundMessage, OutboundMessage, Venue, VenueSession
 from .services import lease_extension, session_fenced_update
+
+# Tags whose values never go into the audit trail (Logon credentials).
+SECRET_TAGS = frozenset({b"554", b"925", b"96"})
+# Where an application message names the outbox row it was stamped from: ClOrdID (11),
+# or the status request's own id (790) for an OrderStatusRequest.
+OUTBOX_ID_TAGS = (b"11", b"790")
+
+
+def fix_audit_text(raw: bytes) -> str:
+    """A raw FIX message for the audit trail: SOH shown as ``|``, credentials masked."""
+    parts = []
+    for part in raw.split(b"\x01"):
+        tag, sep, _ = part.partition(b"=")
+        parts.append(tag + b"=***" if sep and tag in SECRET_TAGS else part)
+    return b"|".join(parts).decode("latin-1")
+
+
+def _tag_values(raw: bytes, tags: tuple[bytes, ...]) -> list[str]:
+    values = []
+    for part in raw.split(b"\x01"):
+        tag, sep, value = part.partition(b"=")
+        if sep and tag in tags:
+            values.append(value.decode("latin-1"))
+    return values
 
 
 class DbStore:
@@ -25,6 +57,7 @@ class DbStore:
         self.holder = holder
         self.token = token
         self.lease_ttl = lease_ttl
+        self.venue_code = Venue.objects.filter(pk=venue_id).values_list("code", flat=True).first() or str(venue_id)
         self.reload()
 
     # ------------------------------------------------------------------ helpers
@@ -77,7 +110,45 @@ class DbStore:
                 msg_type=msg_type,
                 raw=raw.decode("latin-1"),
             )
+            self._audit_sent(epoch=epoch, seq=seq, msg_type=msg_type, raw=raw)
         self._sender_seq, self.sender_epoch = seq + 1, epoch
+
+    def _audit_sent(self, *, epoch: int, seq: int, msg_type: str, raw: bytes) -> None:
+        """``fix.sent`` with the raw message, in the transaction that stores it. An
+        application message is stamped from an outbox row the enclosing transaction
+        holds locked (``outbox_message_stamp``) and still pending: that row names the
+        order."""
+        details = {
+            "venue": self.venue_code,
+            "epoch": epoch,
+            "seq": seq,
+            "msg_type": msg_type,
+            "message": fix_audit_text(raw),
+        }
+        outbox = None
+        if msg_type not in ADMIN_TYPES:
+            ids = _tag_values(raw, OUTBOX_ID_TAGS)
+            if ids:
+                outbox = (
+                    OutboundMessage.objects.filter(
+                        venue_id=self.venue_id,
+                        state=OutboundMessage.State.PENDING,
+                        msg_type=msg_type,
+                        cl_ord_id__in=ids,
+                    )
+                    .order_by("id")
+                    .only("id", "order_id", "cl_ord_id")
+                    .first()
+                )
+        if outbox is not None:
+            details.update(outbound_message_id=outbox.pk, cl_ord_id=outbox.cl_ord_id)
+        audit_event_record(
+            actor=f"system:fix-host:{self.holder}",
+            action="fix.sent",
+            object_type="order" if outbox is not None else "fix_session",
+            object_id=outbox.order_id if outbox is not None else self.venue_code,
+            details=details,
+        )
 
     def outbound_range(self, begin: int, end: int) -> list[tuple[int, str, bytes]]:
         rows = FixMessageLog.objects.filter(

@@ -151,8 +151,8 @@ def test_a_trader_cannot_post_console_actions(client, trader, console_data, held
     entry = RestrictedEntry.objects.get()
     switch = KillSwitch.objects.get()
     item = ReviewItem.objects.first()
+    client.force_login(trader)  # the login itself is audited (auth.login); count after it
     before = AuditEvent.objects.count()
-    client.force_login(trader)
     posts = [
         (url("restrictedentry"), {"action": "end_entries", "_selected_action": [entry.pk]}),
         (url("overriderequest"), {"action": "approve", "_selected_action": [override.pk], "confirm": "yes"}),
@@ -575,8 +575,8 @@ def test_self_approval_is_refused_with_a_message(client, submit, account):
     order = submit(user=both)
     assert order.status == "held"
     override = order_override_request(user=both, order_id=order.pk, justification="mine")
-    before = AuditEvent.objects.count()
     client.force_login(both)
+    before = AuditEvent.objects.count()
     response = approve(client, override, note="ok")
     assert response.status_code == 302
     messages = texts(response)
