@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
-from oms_site.admin import ReadOnlyAdmin
+from oms_site.admin import ReadOnlyAdmin, timestamp_filter
 from oms_site.errors import ApplicationError
 
 from . import retention
@@ -62,19 +62,9 @@ class RetentionPolicyAdmin(KeptAdmin):
         obj.pk, obj.updated_by, obj.updated_at = saved.pk, saved.updated_by, saved.updated_at
 
 
-class ActiveFilter(admin.SimpleListFilter):
-    title = "active"
-    parameter_name = "active"
-
-    def lookups(self, request, model_admin):
-        return [("yes", "Yes"), ("no", "Released")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "yes":
-            return queryset.filter(released_at__isnull=True)
-        if self.value() == "no":
-            return queryset.filter(released_at__isnull=False)
-        return queryset
+ActiveFilter = timestamp_filter(
+    field="released_at", title="active", parameter="active", yes_when_set=False, no="Released"
+)
 
 
 @admin.register(LegalHold)

@@ -26,7 +26,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from oms_site.admin import ReadOnlyAdmin
+from oms_site.admin import ReadOnlyAdmin, timestamp_filter
 from oms_site.errors import ApplicationError, InvalidInput
 from orders.selectors import TRADER_GROUP
 
@@ -488,19 +488,9 @@ class LocateAdmin(ConsoleAdmin):
 
 
 # -------------------------------------------------------------------------- kill switch
-class ActiveSwitchFilter(admin.SimpleListFilter):
-    title = "active"
-    parameter_name = "active"
-
-    def lookups(self, request, model_admin):
-        return [("yes", "Yes"), ("no", "No (released)")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "yes":
-            return queryset.filter(released_at__isnull=True)
-        if self.value() == "no":
-            return queryset.filter(released_at__isnull=False)
-        return queryset
+ActiveSwitchFilter = timestamp_filter(
+    field="released_at", title="active", parameter="active", yes_when_set=False, no="No (released)"
+)
 
 
 class KillSwitchAddForm(forms.Form):
@@ -694,19 +684,7 @@ class OverrideRequestAdmin(ConsoleAdmin):
 
 
 # ------------------------------------------------------------------------- review items
-class ResolvedFilter(admin.SimpleListFilter):
-    title = "resolved"
-    parameter_name = "resolved"
-
-    def lookups(self, request, model_admin):
-        return [("yes", "Yes"), ("no", "No")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "yes":
-            return queryset.filter(resolved_at__isnull=False)
-        if self.value() == "no":
-            return queryset.filter(resolved_at__isnull=True)
-        return queryset
+ResolvedFilter = timestamp_filter(field="resolved_at", title="resolved", parameter="resolved", yes_when_set=True)
 
 
 @admin.register(ReviewItem)

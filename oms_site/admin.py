@@ -156,3 +156,24 @@ class AuditedModelAdmin(admin.ModelAdmin):
                 self.audit_record(
                     request, action="deleted", object_id=key, before=before, after=None, details={"via": "admin"}
                 )
+
+
+def timestamp_filter(
+    *, field: str, title: str, parameter: str, yes_when_set: bool, yes: str = "Yes", no: str = "No"
+) -> type[admin.SimpleListFilter]:
+    """A yes/no list filter on whether a timestamp is set: "released" and "resolved"
+    records keep their rows and mark the time instead."""
+
+    class TimestampFilter(admin.SimpleListFilter):
+        def lookups(self, request, model_admin):
+            return [("yes", yes), ("no", no)]
+
+        def queryset(self, request, queryset):
+            if self.value() in ("yes", "no"):
+                is_set = (self.value() == "yes") == yes_when_set
+                return queryset.filter(**{f"{field}__isnull": not is_set})
+            return queryset
+
+    TimestampFilter.title = title
+    TimestampFilter.parameter_name = parameter
+    return TimestampFilter
