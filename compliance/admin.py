@@ -20,7 +20,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
-from django.db.models import Case, IntegerField, Q, Value, When
+from django.db.models import Case, IntegerField, Value, When
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -249,7 +249,7 @@ class InForceFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         now = _now()
-        in_force = Q(effective_from__lte=now) & (Q(effective_to__isnull=True) | Q(effective_to__gt=now))
+        in_force = queryset.model.in_force_q(now)
         if self.value() == "yes":
             return queryset.filter(in_force)
         if self.value() == "no":
@@ -317,8 +317,7 @@ class ListEntryAdmin(ServiceAddMixin, ConsoleAdmin):
 
     @admin.display(description="in force", boolean=True)
     def in_force(self, obj):
-        now = _now()
-        return obj.effective_from <= now and (obj.effective_to is None or obj.effective_to > now)
+        return obj.in_force()
 
     def has_change_permission(self, request, obj=None):
         # Entries are never edited (end them instead); the list-level permission lets

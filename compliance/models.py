@@ -213,6 +213,16 @@ class ListEntry(models.Model):
     def __str__(self) -> str:
         return self.issuer or str(self.security)
 
+    @staticmethod
+    def in_force_q(now: dt.datetime) -> Q:
+        """Entries in force at ``now``: started, and not yet ended."""
+        return Q(effective_from__lte=now) & (Q(effective_to__isnull=True) | Q(effective_to__gt=now))
+
+    def in_force(self, now: dt.datetime | None = None) -> bool:
+        """The same rule for one loaded entry."""
+        now = now or utc_now()
+        return self.effective_from <= now and (self.effective_to is None or self.effective_to > now)
+
     @property
     def target_label(self) -> str:
         if self.security_id:

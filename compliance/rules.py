@@ -104,16 +104,12 @@ def rule(name: str):
     return decorate
 
 
-def _in_force(queryset, now: dt.datetime):
-    return queryset.filter(Q(effective_to__isnull=True) | Q(effective_to__gt=now), effective_from__lte=now)
-
-
 def _list_match(model, check: Check):
     security = check.security
     match = Q(security_id=security.pk)
     if security.issuer:
         match |= Q(issuer__iexact=security.issuer)
-    return _in_force(model.objects.filter(match), check.now).order_by("effective_from", "id").first()
+    return model.objects.filter(match).filter(model.in_force_q(check.now)).order_by("effective_from", "id").first()
 
 
 # ---------------------------------------------------------------------------- lists

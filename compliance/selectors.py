@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from .models import KillSwitch, OverrideRequest, RestrictedEntry
 
@@ -34,7 +34,7 @@ def restricted_entry_list(
     entries = RestrictedEntry.objects.select_related("security", "added_by", "ended_by")
     if active is not None:
         now = now or dt.datetime.now(dt.UTC)
-        in_force = Q(effective_from__lte=now) & (Q(effective_to__isnull=True) | Q(effective_to__gt=now))
+        in_force = RestrictedEntry.in_force_q(now)
         entries = entries.filter(in_force) if active else entries.exclude(in_force)
     if symbol:
         entries = entries.filter(security__symbol=symbol.strip().upper())

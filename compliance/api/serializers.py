@@ -63,8 +63,7 @@ class RestrictedEntrySerializer(serializers.ModelSerializer):
 
     def get_active(self, entry: RestrictedEntry) -> bool:
         """In force now."""
-        now = dt.datetime.now(dt.UTC)
-        return entry.effective_from <= now and (entry.effective_to is None or entry.effective_to > now)
+        return entry.in_force()
 
 
 # ---------------------------------------------------------------------- kill switch
