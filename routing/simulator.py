@@ -314,6 +314,7 @@ class SimulatorServer:
         fill_interval: float = 1.0,
         partial_fill_parts: int = 4,
         reject_symbols: Iterable[str] = (),
+        rest_symbols: Iterable[str] = (),
         reference_price: Decimal | str | int = Decimal(100),
         unsolicited_cancel_after: float | None = None,
         send_pending_cancel: bool = True,
@@ -345,6 +346,9 @@ class SimulatorServer:
         self.fill_interval = fill_interval
         self.partial_fill_parts = partial_fill_parts
         self.reject_symbols = frozenset(s.strip().upper() for s in reject_symbols if s.strip())
+        # Acknowledged and left working, never filled by the simulator on its own (an
+        # order resting away from the market): for amending and cancelling by hand.
+        self.rest_symbols = frozenset(s.strip().upper() for s in rest_symbols if s.strip())
         self.reference_price = reference
         self.unsolicited_cancel_after = unsolicited_cancel_after
         self.send_pending_cancel = send_pending_cancel
@@ -742,7 +746,7 @@ class SimulatorServer:
     def _execute_immediate_or_cancel(self, order: SimOrder) -> None:
         """IOC executes what the fill mode gives at once (all, one part, nothing) and
         cancels the rest; FOK executes all at once unless the mode fills nothing."""
-        if self.fill_mode == FILL_NONE:
+        if self._fills_nothing(order):
             quantity = 0
         elif self.fill_mode == FILL_PARTIAL and order.time_in_force == TIF_IOC:
             quantity = max(order.order_qty // self.partial_fill_parts, 1)
@@ -787,9 +791,12 @@ class SimulatorServer:
             return order.price
         return self.reference_price
 
+    def _fills_nothing(self, order: SimOrder) -> bool:
+        return self.fill_mode == FILL_NONE or order.symbol.upper() in self.rest_symbols
+
     def _arrange_fills(self, order: SimOrder) -> None:
         """Start executing the open quantity the way the fill mode says."""
-        if order.is_done or self.fill_mode == FILL_NONE:
+        if order.is_done or self._fills_nothing(order):
             return
         if self.fill_mode == FILL_IMMEDIATE:
             self._execute(order, order.leaves_qty, self._fill_price(order))

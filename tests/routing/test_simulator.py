@@ -181,6 +181,22 @@ def test_rejected_symbol(make_sim, connect):
     assert sim.order(cl_ord_id="R1").rejected
 
 
+def test_rest_symbol_is_acknowledged_and_left_working_while_others_fill(make_sim, connect):
+    sim = make_sim(fill_mode="immediate", rest_symbols=["ibm"])
+    client = connect(sim)
+    resting = new_order(client, "REST1", symbol="IBM", qty=300)
+    assert quantities(resting) == ("0", "0", "0", "300", Decimal(0))
+    filled = new_order(client, "FILL1", symbol="AAPL", qty=100)
+    assert filled[150] == "0"
+    assert client.expect(msg_type="8", t11="FILL1", t150="F")[39] == "2"
+    time.sleep(0.5)
+    assert client.unconsumed() == []
+    assert sim.order(cl_ord_id="REST1").leaves_qty == 300
+    # It still trades when told to (as a person at the venue would fill it).
+    sim.fill(resting[37], 100)
+    assert client.expect(msg_type="8", t11="REST1", t150="F")[39] == "1"
+
+
 def test_duplicate_clordid_is_rejected_with_the_existing_orders_status(make_sim, connect):
     """FIX F.1.a: the reject names the existing order and its OrdStatus."""
     sim = make_sim(fill_mode="none")

@@ -35,6 +35,11 @@ class Command(BaseCommand):
         parser.add_argument("--fill-parts", type=int, default=4, help="number of partial fills (default 4)")
         parser.add_argument("--reject-symbols", default="", help="comma-separated symbols to reject, e.g. AAPL,MSFT")
         parser.add_argument(
+            "--rest-symbols",
+            default="",
+            help="comma-separated symbols to acknowledge and leave working without fills (to amend or cancel)",
+        )
+        parser.add_argument(
             "--unsolicited-cancel-after", type=float, default=None, help="cancel each working order after S seconds"
         )
         parser.add_argument(
@@ -72,6 +77,7 @@ class Command(BaseCommand):
             if not options[name].strip():
                 raise CommandError(f"--{name.replace('_', '-')} must not be empty")
         reject_symbols = [s.strip().upper() for s in options["reject_symbols"].split(",") if s.strip()]
+        rest_symbols = [s.strip().upper() for s in options["rest_symbols"].split(",") if s.strip()]
 
         self._configure_logging(options["verbosity"])
         server = SimulatorServer(
@@ -83,6 +89,7 @@ class Command(BaseCommand):
             fill_interval=options["fill_interval"],
             partial_fill_parts=options["fill_parts"],
             reject_symbols=reject_symbols,
+            rest_symbols=rest_symbols,
             reference_price=reference_price,
             unsolicited_cancel_after=options["unsolicited_cancel_after"],
             pending_delay=options["pending_delay"],
