@@ -1,12 +1,17 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
+from django_fsm import can_proceed
 
+from audit.models import AuditEvent
+from audit.selectors import audit_events_for_object
 from oms_site.errors import NotFound
 
-from .models import Account, Execution, Order, Position, Security
+from .models import LIVE_STATUSES, Account, Execution, Order, OrderStatus, OrderType, Position, Security, Side
 
 MIDDLE_OFFICE_GROUP = "middle_office"
 TRADER_GROUP = "trader"
@@ -45,6 +50,8 @@ def order_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Order
         qs = qs.filter(side=filters["side"])
     if filters.get("created_after"):
         qs = qs.filter(created_at__gte=filters["created_after"])
+    if filters.get("created_on"):  # a trade date, in UTC
+        qs = qs.filter(created_at__date=filters["created_on"])
     return qs.order_by("-created_at", "-id")
 
 
@@ -80,3 +87,152 @@ def position_list(*, user, account: str | None = None, symbol: str | None = None
 
 def security_get(*, symbol: str) -> Security | None:
     return Security.objects.filter(symbol=symbol.upper(), active=True).first()
+
+
+def security_search(*, query: str, limit: int = 10) -> list[Security]:
+    """Active securities for the ticket's symbol search: symbols starting with the
+    query first, then names containing it."""
+    query = (query or "").strip()
+    if not query:
+        return []
+    active = Security.objects.filter(active=True)
+    by_symbol = list(active.filter(symbol__istartswith=query).order_by("symbol")[:limit])
+    if len(by_symbol) < limit:
+        by_name = active.filter(name__icontains=query).exclude(pk__in=[s.pk for s in by_symbol]).order_by("symbol")
+        by_symbol += list(by_name[: limit - len(by_symbol)])
+    return by_symbol
+
+
+@dataclass(frozen=True)
+class OrderActions:
+    """What a user may ask for on an order now (the services check again)."""
+
+    can_cancel: bool
+    can_amend: bool
+    can_amend_price: bool
+    can_request_override: bool
+
+
+def order_actions(*, user, order: Order) -> OrderActions:
+    trades = accounts_tradable_by(user=user, include_inactive=True).filter(pk=order.account_id).exists()
+    if not trades:
+        return OrderActions(False, False, False, False)
+    active = order.account.active
+    unsent = order.status in (OrderStatus.NEW, OrderStatus.HELD)
+    can_cancel = unsent or can_proceed(order.request_cancel)
+    # A filled order may only be increased (FIX 4.4 C.1.c): quantity, never price.
+    can_amend = active and can_proceed(order.request_amend)
+    priced = order.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+    return OrderActions(
+        can_cancel=can_cancel,
+        can_amend=can_amend,
+        can_amend_price=can_amend and priced and order.status != OrderStatus.FILLED,
+        can_request_override=active
+        and order.status == OrderStatus.HELD
+        and not order.override_requests.filter(status="pending").exists(),
+    )
+
+
+def order_compliance_results(*, order: Order):
+    """The order's compliance verdicts as a trader may see them (never the internal,
+    watch-list ones), in the order they were made."""
+    return order.compliance_results.filter(internal=False).order_by("evaluated_at", "id")
+
+
+FIX_MESSAGE_ACTIONS = ("fix.sent", "fix.received")
+
+
+def order_timeline(*, order: Order) -> tuple[list[AuditEvent], list[AuditEvent]]:
+    """The order's audit trail, oldest first, split into its events and the raw FIX
+    messages sent and received for it."""
+    events = list(audit_events_for_object(object_type="order", object_id=order.pk))
+    messages = [e for e in events if e.action in FIX_MESSAGE_ACTIONS]
+    return [e for e in events if e.action not in FIX_MESSAGE_ACTIONS], messages
+
+
+@dataclass
+class PositionRow:
+    account: str
+    symbol: str
+    name: str
+    quantity: int = 0
+    average_cost: Decimal | None = None
+    working_buy: int = 0
+    working_sell: int = 0
+    reference_price: Decimal | None = None
+
+    @property
+    def market_value(self) -> Decimal | None:
+        return None if self.reference_price is None else self.reference_price * self.quantity
+
+
+def average_cost(trades) -> tuple[int, Decimal | None]:
+    """Position and its average cost by the weighted-average-cost method, from
+    ``(signed quantity, price)`` trades in the order they happened: a trade that adds
+    to the position moves the average, one that reduces it leaves the average as it
+    is, and one that crosses zero starts the new side at its own price."""
+    position, cost = 0, None
+    for quantity, price in trades:
+        if position == 0 or (position > 0) == (quantity > 0):
+            total = abs(position) + abs(quantity)
+            cost = ((cost or Decimal(0)) * abs(position) + price * abs(quantity)) / total
+            position += quantity
+        elif abs(quantity) <= abs(position):
+            position += quantity
+        else:
+            position += quantity
+            cost = price
+        if position == 0:
+            cost = None
+    return position, (cost.quantize(Decimal("0.00000001")) if cost is not None else None)
+
+
+def position_rows(*, user, account: str | None = None) -> list[PositionRow]:
+    """Per account and security: the position, its average cost (from the executions
+    in effect, busts and corrections included), and the quantity working to buy and
+    to sell. Securities with working orders but no position yet are listed too."""
+    accounts = accounts_visible_to(user=user)
+    if account:
+        accounts = accounts.filter(code=account)
+    rows: dict[tuple[int, int], PositionRow] = {}
+
+    def row(account_id: int, security: Security, account_code: str) -> PositionRow:
+        key = (account_id, security.pk)
+        if key not in rows:
+            rows[key] = PositionRow(
+                account=account_code,
+                symbol=security.symbol,
+                name=security.name,
+                reference_price=security.reference_price,
+            )
+        return rows[key]
+
+    positions = Position.objects.filter(account__in=accounts).select_related("account", "security")
+    for position in positions:
+        row(position.account_id, position.security, position.account.code).quantity = position.quantity
+
+    trades: dict[tuple[int, int], list[tuple[int, Decimal]]] = {}
+    executions = (
+        Execution.objects.filter(order__account__in=accounts, in_effect=True, last_px__isnull=False)
+        .order_by("id")
+        .values_list("order__account_id", "order__security_id", "order__side", "last_qty", "last_px")
+    )
+    for account_id, security_id, side, quantity, price in executions:
+        signed = quantity if side == Side.BUY else -quantity
+        trades.setdefault((account_id, security_id), []).append((signed, price))
+    for key, position_trades in trades.items():
+        if key in rows:
+            rows[key].average_cost = average_cost(position_trades)[1]
+
+    working = (
+        Order.objects.filter(account__in=accounts, status__in=LIVE_STATUSES)
+        .select_related("account", "security")
+        .annotate(open_quantity=F("quantity") - F("filled_quantity"))
+    )
+    for order in working:
+        target = row(order.account_id, order.security, order.account.code)
+        if order.side == Side.BUY:
+            target.working_buy += max(order.open_quantity, 0)
+        else:
+            target.working_sell += max(order.open_quantity, 0)
+    return sorted(rows.values(), key=lambda r: (r.account, r.symbol))

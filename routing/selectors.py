@@ -70,3 +70,8 @@ def outbox_pending_ids(*, venue_id: int, limit: int) -> list[int]:
         .order_by("id")
         .values_list("id", flat=True)[:limit]
     )
+
+
+def venues_enabled() -> list[Venue]:
+    """Venues a trader may pick on the ticket, by the router's preference."""
+    return list(Venue.objects.filter(enabled=True).order_by("priority", "code"))

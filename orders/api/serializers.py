@@ -68,6 +68,7 @@ class OrderFilterSerializer(serializers.Serializer):
     account = serializers.CharField(max_length=32, required=False)
     side = serializers.ChoiceField(choices=Side.choices, required=False)
     created_after = serializers.DateTimeField(required=False)
+    created_on = serializers.DateField(required=False, help_text="orders created on this date (UTC)")
 
 
 class ComplianceResultSerializer(serializers.ModelSerializer):

@@ -700,6 +700,8 @@ def test_list_filters(api, submit, trader, msft):
     assert ids(created_after=(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)).isoformat()) == set()
     Order.objects.filter(pk=buy_aapl.pk).update(created_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
     assert ids(created_after="2021-01-01T00:00:00Z") == {sell_msft.pk, acc2.pk, cancelled.pk}
+    assert ids(created_on="2020-01-01") == {buy_aapl.pk}
+    assert ids(created_on=dt.datetime.now(dt.UTC).date().isoformat()) == {sell_msft.pk, acc2.pk, cancelled.pk}
 
 
 @pytest.mark.parametrize(
@@ -709,6 +711,7 @@ def test_list_filters(api, submit, trader, msft):
         ({"status": "PENDING_NEW"}, "status"),
         ({"side": "LONG"}, "side"),
         ({"created_after": "yesterday"}, "created_after"),
+        ({"created_on": "2026-13-01"}, "created_on"),
         ({"symbol": "X" * 33}, "symbol"),
     ],
 )

@@ -1,0 +1,158 @@
+"""Forms of the trader pages. They only shape input (a number of shares from what a
+person types, a UTC time from a datetime-local box); the services validate the order
+itself, and their field errors are put back beside the fields (``errors_to_form``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+
+from django import forms
+
+from .models import OrderStatus, OrderType, Side, TimeInForce
+
+_WHOLE_NUMBER = re.compile(r"^\d{1,15}$")
+
+
+def parse_quantity(text: str) -> int:
+    """A whole number of shares as typed: "10000", "10,000" or "10 000"."""
+    cleaned = re.sub(r"[,\s_]", "", text or "")
+    if not _WHOLE_NUMBER.match(cleaned):
+        raise forms.ValidationError("Enter a whole number of shares.")
+    return int(cleaned)
+
+
+def parse_price(text: str) -> str | None:
+    """A price as typed, thousands separators removed; the service checks the value."""
+    cleaned = re.sub(r"[,\s]", "", text or "")
+    return cleaned or None
+
+
+def new_client_order_id() -> str:
+    """Each ticket gets its own id when it is shown, so a double submit of one ticket
+    creates one order (the service is idempotent per account and id)."""
+    return f"WEB-{secrets.token_hex(8).upper()}"
+
+
+class OrderTicketForm(forms.Form):
+    client_order_id = forms.CharField(widget=forms.HiddenInput, max_length=64)
+    account = forms.ChoiceField(label="Account")
+    symbol = forms.CharField(
+        label="Symbol",
+        max_length=32,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "list": "symbol-options", "spellcheck": "false"}),
+    )
+    side = forms.ChoiceField(label="Side", choices=Side.choices)
+    quantity = forms.CharField(label="Quantity", max_length=24, widget=forms.TextInput(attrs={"inputmode": "numeric"}))
+    order_type = forms.ChoiceField(label="Order type", choices=OrderType.choices, initial=OrderType.LIMIT)
+    limit_price = forms.CharField(
+        label="Limit price", required=False, max_length=32, widget=forms.TextInput(attrs={"inputmode": "decimal"})
+    )
+    stop_price = forms.CharField(
+        label="Stop price", required=False, max_length=32, widget=forms.TextInput(attrs={"inputmode": "decimal"})
+    )
+    time_in_force = forms.ChoiceField(label="Time in force", choices=TimeInForce.choices, initial=TimeInForce.DAY)
+    expire_at = forms.DateTimeField(
+        label="Expire at (UTC)",
+        required=False,
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"],
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+    venue = forms.ChoiceField(label="Venue", required=False)
+    short_exempt_reason = forms.CharField(
+        label="Short exempt reason",
+        required=False,
+        max_length=500,
+        help_text="Only for a short sale exempt from the locate requirement.",
+    )
+
+    def __init__(self, *args, accounts=(), venues=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["account"].choices = [(a.code, f"{a.code} — {a.name}") for a in accounts]
+        self.fields["venue"].choices = [("", "Best venue (router)")] + [
+            (v.code, f"{v.code} — {v.name}" if v.name else v.code) for v in venues
+        ]
+
+    def clean_symbol(self) -> str:
+        return self.cleaned_data["symbol"].strip().upper()
+
+    def clean_quantity(self) -> int:
+        return parse_quantity(self.cleaned_data["quantity"])
+
+    def clean_limit_price(self) -> str | None:
+        return parse_price(self.cleaned_data["limit_price"])
+
+    def clean_stop_price(self) -> str | None:
+        return parse_price(self.cleaned_data["stop_price"])
+
+    def clean_expire_at(self) -> dt.datetime | None:
+        value = self.cleaned_data.get("expire_at")
+        # The box has no time zone: the label says UTC, and so it is read.
+        return value.astimezone(dt.UTC) if value is not None else None
+
+    def submission(self) -> dict:
+        """The service's keyword arguments."""
+        data = self.cleaned_data
+        return {
+            "client_order_id": data["client_order_id"],
+            "account": data["account"],
+            "symbol": data["symbol"],
+            "side": data["side"],
+            "quantity": data["quantity"],
+            "order_type": data["order_type"],
+            "limit_price": data["limit_price"],
+            "stop_price": data["stop_price"],
+            "time_in_force": data["time_in_force"],
+            "expire_at": data["expire_at"],
+            "venue": data["venue"] or None,
+            "short_exempt_reason": data["short_exempt_reason"],
+        }
+
+
+class OrderAmendForm(forms.Form):
+    quantity = forms.CharField(
+        label="New quantity", max_length=24, widget=forms.TextInput(attrs={"inputmode": "numeric"})
+    )
+    limit_price = forms.CharField(
+        label="New limit price", required=False, max_length=32, widget=forms.TextInput(attrs={"inputmode": "decimal"})
+    )
+
+    def clean_quantity(self) -> int:
+        return parse_quantity(self.cleaned_data["quantity"])
+
+    def clean_limit_price(self) -> str | None:
+        return parse_price(self.cleaned_data["limit_price"])
+
+
+class OverrideRequestForm(forms.Form):
+    justification = forms.CharField(
+        label="Justification",
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Why this order should go ahead despite the warnings"}),
+    )
+
+
+class BlotterFilterForm(forms.Form):
+    status = forms.ChoiceField(label="Status", required=False, choices=[("", "Any status"), *OrderStatus.choices])
+    symbol = forms.CharField(label="Symbol", required=False, max_length=32)
+    account = forms.ChoiceField(label="Account", required=False)
+    created_on = forms.DateField(label="Date", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args, accounts=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["account"].choices = [("", "All accounts")] + [(a.code, a.code) for a in accounts]
+
+    def filters(self) -> dict:
+        """The filters that are valid (a bad one is shown with its error, not applied)."""
+        self.is_valid()
+        return {key: value for key, value in self.cleaned_data.items() if value}
+
+
+# Service field names -> form field names (the same, but the service may report on
+# fields the form does not show, which then go to the top of the form).
+def errors_to_form(form: forms.Form, details: dict) -> None:
+    for field, messages in (details or {}).items():
+        target = field if field in form.fields and field != "client_order_id" else None
+        for message in messages if isinstance(messages, list) else [messages]:
+            form.add_error(target, str(message))

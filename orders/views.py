@@ -1,0 +1,366 @@
+"""Trader pages: order ticket, blotter, order detail (amend, cancel, override request)
+and positions.
+
+Thin, like the API views: shape the form input, call one service or selector, render.
+The services raise the same domain errors as for the API, and a page answers with the
+same status (400 invalid, 403 not permitted, 404 not yours, 409 not allowed now), with
+the message on the page. Live parts are fragments the page's script fetches again
+(``*_live`` views), so a fill shows without a reload."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from oms_site.errors import ApplicationError, InvalidInput, InvalidStateTransition, NotFound, NotPermitted
+from routing import selectors as routing_selectors
+
+from . import selectors, services
+from .forms import (
+    BlotterFilterForm,
+    OrderAmendForm,
+    OrderTicketForm,
+    OverrideRequestForm,
+    errors_to_form,
+    new_client_order_id,
+)
+from .models import Order, OrderStatus, Origin
+from .templatetags.oms import price
+
+BLOTTER_PAGE_SIZE = 50
+MSG_TYPE_NAMES = {
+    "D": "NewOrderSingle",
+    "F": "OrderCancelRequest",
+    "G": "OrderCancelReplaceRequest",
+    "H": "OrderStatusRequest",
+    "8": "ExecutionReport",
+    "9": "OrderCancelReject",
+    "j": "BusinessMessageReject",
+    "3": "Reject",
+}
+
+
+def _order_for(request, order_id: int) -> Order:
+    try:
+        return selectors.order_get_for_user(user=request.user, order_id=order_id)
+    except NotFound:
+        raise Http404("Order not found.") from None
+
+
+# ----------------------------------------------------------------------------- home
+@login_required
+def home(request):
+    return redirect("orders:blotter")
+
+
+# -------------------------------------------------------------------------- blotter
+def _blotter_context(request) -> dict[str, Any]:
+    filter_form = BlotterFilterForm(
+        request.GET or None, accounts=selectors.accounts_visible_to(user=request.user), label_suffix=""
+    )
+    filters = filter_form.filters() if request.GET else {}
+    orders = selectors.order_list(user=request.user, filters=filters)
+    page = Paginator(orders, BLOTTER_PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return {
+        "filter_form": filter_form,
+        "page": page,
+        "orders": page.object_list,
+        "query": query.urlencode(),
+        "live_query": request.GET.urlencode(),
+    }
+
+
+@login_required
+@require_GET
+def blotter(request):
+    return render(request, "orders/blotter.html", _blotter_context(request))
+
+
+@login_required
+@require_GET
+def blotter_live(request):
+    return render(request, "orders/_blotter_rows.html", _blotter_context(request))
+
+
+# --------------------------------------------------------------------------- ticket
+def _ticket_form(request, data=None) -> OrderTicketForm:
+    accounts = list(selectors.accounts_tradable_by(user=request.user))
+    initial = {"client_order_id": new_client_order_id()}
+    for field in ("account", "symbol", "side"):
+        if request.GET.get(field):
+            initial[field] = request.GET[field]
+    form = OrderTicketForm(
+        data, accounts=accounts, venues=routing_selectors.venues_enabled(), initial=initial, label_suffix=""
+    )
+    return form
+
+
+@login_required
+def order_new(request):
+    form = _ticket_form(request, request.POST if request.method == "POST" else None)
+    if not form.fields["account"].choices:
+        return render(request, "orders/ticket.html", {"form": None}, status=403)
+    if request.method != "POST":
+        return render(request, "orders/ticket.html", {"form": form})
+    if form.is_valid():
+        try:
+            order, created = services.order_submit(user=request.user, origin=Origin.WEB, **form.submission())
+        except InvalidInput as exc:
+            errors_to_form(form, exc.details)
+        except NotPermitted as exc:
+            form.add_error(None, exc.message)
+            return render(request, "orders/ticket.html", {"form": form}, status=403)
+        else:
+            if not created:
+                messages.info(request, f"This ticket was already submitted: order #{order.pk}.")
+                return redirect("orders:detail", order_id=order.pk)
+            if order.status in (OrderStatus.HELD, OrderStatus.REJECTED):
+                return redirect("orders:detail", order_id=order.pk)
+            messages.success(
+                request,
+                f"Order #{order.pk} submitted: {order.side} {order.quantity:,} {order.security.symbol} "
+                f"({order.get_status_display().lower()}).",
+            )
+            return redirect("orders:blotter")
+    return render(request, "orders/ticket.html", {"form": form}, status=400)
+
+
+@login_required
+@require_GET
+def security_search(request):
+    # NUL cannot reach PostgreSQL in a string; nothing in the master contains one.
+    found = selectors.security_search(query=request.GET.get("q", "").replace("\x00", "")[:32])
+    return JsonResponse(
+        {
+            "results": [
+                {
+                    "symbol": s.symbol,
+                    "name": s.name,
+                    "currency": s.currency,
+                    "reference_price": price(s.reference_price) or None,
+                    "lot_size": s.lot_size,
+                }
+                for s in found
+            ]
+        }
+    )
+
+
+# --------------------------------------------------------------------- order detail
+PRICE_FIELDS = frozenset({"limit_price", "stop_price", "avg_fill_price", "last_px", "price"})
+
+
+def _plain(key: str, value: Any) -> str:
+    """An audit value as a person reads it: prices trimmed, lists and maps in words."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, dict):
+        return ", ".join(f"{k.replace('_', ' ')} {_plain(k, v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return "; ".join(_plain(key, v) for v in value)
+    if key in PRICE_FIELDS:
+        return price(value) or "—"
+    return str(value)
+
+
+def _field_changes(before: dict | None, after: dict | None) -> list[tuple[str, str, str]]:
+    before, after = before or {}, after or {}
+    return [
+        (key, _plain(key, before.get(key)), _plain(key, value))
+        for key, value in after.items()
+        if before.get(key) != value
+    ]
+
+
+def _timeline(events) -> list[dict[str, Any]]:
+    rows = []
+    for event in events:
+        details = event.details or {}
+        rows.append(
+            {
+                "event": event,
+                "changes": _field_changes(event.before, event.after) if event.before else [],
+                "details": [
+                    (key, _plain(key, value))
+                    for key, value in details.items()
+                    if value not in (None, "", [], {}) and key != "results"
+                ],
+                "results": details.get("results") or [],
+            }
+        )
+    return rows
+
+
+def _evaluations(results) -> list[dict[str, Any]]:
+    """Compliance results grouped by evaluation (one time, one stage): what did not
+    pass in full, what passed by name."""
+    groups: dict[tuple, dict[str, Any]] = {}
+    for result in results:
+        group = groups.setdefault(
+            (result.evaluated_at, result.stage),
+            {"at": result.evaluated_at, "stage": result.stage, "flagged": [], "passed": []},
+        )
+        (group["passed"] if result.outcome == "pass" else group["flagged"]).append(result)
+    for group in groups.values():
+        outcomes = {r.outcome for r in group["flagged"] if not r.overridden}
+        group["outcome"] = "block" if "block" in outcomes else "warn" if "warn" in outcomes else "pass"
+    return list(groups.values())
+
+
+def _fix_messages(events) -> list[dict[str, Any]]:
+    return [
+        {
+            "event": event,
+            "direction": "out" if event.action == "fix.sent" else "in",
+            "msg_type": (event.details or {}).get("msg_type", ""),
+            "msg_name": MSG_TYPE_NAMES.get((event.details or {}).get("msg_type", ""), ""),
+            "seq": (event.details or {}).get("seq"),
+            "text": (event.details or {}).get("message", ""),
+        }
+        for event in events
+    ]
+
+
+def _detail_context(request, order: Order, **extra) -> dict[str, Any]:
+    actions = selectors.order_actions(user=request.user, order=order)
+    events, fix_events = selectors.order_timeline(order=order)
+    results = list(selectors.order_compliance_results(order=order))
+    latest = max((r.evaluated_at for r in results), default=None)
+    context = {
+        "order": order,
+        "actions": actions,
+        "executions": selectors.execution_list(user=request.user, order_id=order.pk).order_by("id"),
+        "evaluations": _evaluations(results),
+        "latest_results": [r for r in results if r.evaluated_at == latest and r.outcome != "pass"],
+        "overrides": order.override_requests.select_related("requested_by", "decided_by").order_by("-id"),
+        "timeline": _timeline(events),
+        "fix_messages": _fix_messages(fix_events),
+        "amend_form": OrderAmendForm(
+            initial={"quantity": order.quantity, "limit_price": price(order.limit_price)}, label_suffix=""
+        ),
+        "override_form": OverrideRequestForm(label_suffix=""),
+    }
+    context.update(extra)
+    return context
+
+
+@login_required
+@require_GET
+def order_detail(request, order_id: int):
+    order = _order_for(request, order_id)
+    return render(request, "orders/detail.html", _detail_context(request, order))
+
+
+@login_required
+@require_GET
+def order_live(request, order_id: int):
+    order = _order_for(request, order_id)
+    return render(request, "orders/_detail_live.html", _detail_context(request, order))
+
+
+def _refused(request, order_id: int, exc: ApplicationError, **forms_with_errors) -> HttpResponse:
+    """The order page again, with what the service said and its status code."""
+    if isinstance(exc, NotFound):
+        raise Http404(exc.message)
+    order = _order_for(request, order_id)
+    status = exc.http_status
+    context = _detail_context(request, order, action_error=exc.message, **forms_with_errors)
+    if isinstance(exc, InvalidStateTransition) and getattr(exc, "compliance_results", None):
+        context["refused_results"] = [r for r in exc.compliance_results if not r.internal and r.outcome != "pass"]
+    return render(request, "orders/detail.html", context, status=status)
+
+
+@login_required
+@require_POST
+def order_cancel(request, order_id: int):
+    try:
+        order = services.order_cancel(user=request.user, order_id=order_id)
+    except ApplicationError as exc:
+        return _refused(request, order_id, exc)
+    if order.status == OrderStatus.CANCELLED:
+        messages.success(request, f"Order #{order.pk} cancelled (it had not reached the venue).")
+    else:
+        messages.success(request, f"Cancel requested for order #{order.pk}; waiting for the venue.")
+    return redirect("orders:detail", order_id=order.pk)
+
+
+def _form_action(request, order_id: int, form, *, form_name: str, invalid: str, perform, done: str) -> HttpResponse:
+    """A form posted from the order page: shape it, call the service, and either go
+    back to the page with ``done`` or show the page again with what was wrong."""
+    if not form.is_valid():
+        _order_for(request, order_id)  # 404 before saying anything about the input
+        return _refused(request, order_id, InvalidInput(invalid), **{form_name: form})
+    try:
+        perform(form.cleaned_data)
+    except ApplicationError as exc:
+        if isinstance(exc, InvalidInput):
+            errors_to_form(form, exc.details)
+        return _refused(request, order_id, exc, **{form_name: form})
+    messages.success(request, done)
+    return redirect("orders:detail", order_id=order_id)
+
+
+@login_required
+@require_POST
+def order_amend(request, order_id: int):
+    return _form_action(
+        request,
+        order_id,
+        OrderAmendForm(request.POST, label_suffix=""),
+        form_name="amend_form",
+        invalid="Invalid amendment.",
+        perform=lambda data: services.order_amend(
+            user=request.user, order_id=order_id, quantity=data["quantity"], limit_price=data["limit_price"]
+        ),
+        done=f"Amendment requested for order #{order_id}; the terms change when the venue confirms.",
+    )
+
+
+@login_required
+@require_POST
+def order_override(request, order_id: int):
+    return _form_action(
+        request,
+        order_id,
+        OverrideRequestForm(request.POST, label_suffix=""),
+        form_name="override_form",
+        invalid="Invalid override request.",
+        perform=lambda data: services.order_override_request(
+            user=request.user, order_id=order_id, justification=data["justification"]
+        ),
+        done="Override requested: compliance will approve or deny it.",
+    )
+
+
+# ------------------------------------------------------------------------ positions
+def _positions_context(request) -> dict[str, Any]:
+    accounts = list(selectors.accounts_visible_to(user=request.user))
+    account = request.GET.get("account") or None
+    if account and account not in {a.code for a in accounts}:
+        account = None
+    return {
+        "accounts": accounts,
+        "account": account,
+        "rows": selectors.position_rows(user=request.user, account=account),
+        "query": f"account={account}" if account else "",
+    }
+
+
+@login_required
+@require_GET
+def positions(request):
+    return render(request, "orders/positions.html", _positions_context(request))
+
+
+@login_required
+@require_GET
+def positions_live(request):
+    return render(request, "orders/_positions_rows.html", _positions_context(request))
