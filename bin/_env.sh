@@ -46,3 +46,14 @@ ensure_redis() {
   fi
   return 1
 }
+
+# ensure_chromium: the browser tests drive Debian's Chromium (Playwright's own browser
+# download cannot work here); install it when missing and we are root.
+ensure_chromium() {
+  [ -x /usr/bin/chromium ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing Chromium for the browser tests"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null || true
+  fi
+  [ -x /usr/bin/chromium ]
+}
