@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import F, QuerySet
+from django.db.models import Count, F, Max, QuerySet, Sum
 from django_fsm import can_proceed
 
 from audit.models import AuditEvent
@@ -133,6 +133,25 @@ def order_actions(*, user, order: Order) -> OrderActions:
     )
 
 
+def orders_version(*, orders: QuerySet[Order]) -> tuple:
+    """Changes whenever any of these orders changes (each change saves the order,
+    moving ``updated_at``): lets a live blotter skip rendering when nothing did."""
+    version = orders.order_by().aggregate(count=Count("id"), latest=Max("updated_at"))
+    return version["count"], version["latest"]
+
+
+def order_version(*, order: Order) -> tuple:
+    """Changes whenever the order page would: the order, its account's state, or its
+    audit trail (fills, compliance, overrides and FIX messages all write one)."""
+    last_event = audit_events_for_object(object_type="order", object_id=order.pk).aggregate(last=Max("id"))["last"]
+    return order.updated_at, order.account.active, last_event
+
+
+def order_override_requests(*, order: Order):
+    """The order's override requests, newest first, with who asked and who decided."""
+    return order.override_requests.select_related("requested_by", "decided_by").order_by("-id")
+
+
 def order_compliance_results(*, order: Order):
     """The order's compliance verdicts as a trader may see them (never the internal,
     watch-list ones), in the order they were made."""
@@ -224,15 +243,23 @@ def position_rows(*, user, account: str | None = None) -> list[PositionRow]:
         if key in rows:
             rows[key].average_cost = average_cost(position_trades)[1]
 
+    # Working quantities summed in the database: one row per account, security and side.
     working = (
         Order.objects.filter(account__in=accounts, status__in=LIVE_STATUSES)
-        .select_related("account", "security")
-        .annotate(open_quantity=F("quantity") - F("filled_quantity"))
+        .values("account_id", "security_id", "side")
+        .annotate(open_quantity=Sum(F("quantity") - F("filled_quantity")))
     )
-    for order in working:
-        target = row(order.account_id, order.security, order.account.code)
-        if order.side == Side.BUY:
-            target.working_buy += max(order.open_quantity, 0)
+    working = [w for w in working if w["open_quantity"] > 0]
+    missing = {(w["account_id"], w["security_id"]) for w in working} - set(rows)
+    if missing:
+        codes = dict(Account.objects.filter(pk__in={a for a, _ in missing}).values_list("pk", "code"))
+        known = Security.objects.in_bulk({s for _, s in missing})
+        for account_id, security_id in missing:
+            row(account_id, known[security_id], codes[account_id])
+    for entry in working:
+        target = rows[(entry["account_id"], entry["security_id"])]
+        if entry["side"] == Side.BUY:
+            target.working_buy += entry["open_quantity"]
         else:
-            target.working_sell += max(order.open_quantity, 0)
+            target.working_sell += entry["open_quantity"]
     return sorted(rows.values(), key=lambda r: (r.account, r.symbol))

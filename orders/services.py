@@ -867,7 +867,7 @@ def _flag(order: Order | None, *, venue: Venue, kind: str, message: str, details
     logger.warning("order flag %s on order %s (venue %s): %s", kind, order.pk if order else None, venue.code, message)
     flag = OrderFlag.objects.create(order=order, venue_code=venue.code, kind=kind, message=message, details=details)
     if order is not None and not order.needs_review:
-        Order.objects.filter(pk=order.pk).update(needs_review=True)
+        Order.objects.filter(pk=order.pk).update(needs_review=True, updated_at=_now())
         order.needs_review = True
     audit_event_record(
         actor=f"venue:{venue.code}",

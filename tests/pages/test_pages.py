@@ -298,6 +298,26 @@ def test_blotter_filters_by_status_symbol_account_and_date(web, place, trader, m
     assert "No orders match these filters." in text_of(web.get("/orders/", {"symbol": "ZZZ"}))
 
 
+def test_live_fragments_answer_304_until_something_changes(web, place):
+    order = ack(place())
+    for path in ("/orders/live/", f"/orders/{order.pk}/live/"):
+        first = web.get(path)
+        etag = first["ETag"]
+        assert first.status_code == 200 and first["Cache-Control"] == "private, no-cache"
+        assert web.get(path, HTTP_IF_NONE_MATCH=etag).status_code == 304
+    blotter_etag = web.get("/orders/live/")["ETag"]
+    detail_etag = web.get(f"/orders/{order.pk}/live/")["ETag"]
+
+    fill(order, 10, "175.45")
+
+    for path, etag in (("/orders/live/", blotter_etag), (f"/orders/{order.pk}/live/", detail_etag)):
+        changed = web.get(path, HTTP_IF_NONE_MATCH=etag)
+        assert changed.status_code == 200 and changed["ETag"] != etag
+        assert "175.45" in text_of(changed)
+    # Another query is another fragment.
+    assert web.get("/orders/live/", {"status": "open"}, HTTP_IF_NONE_MATCH=blotter_etag).status_code == 200
+
+
 @pytest.mark.parametrize(
     "params",
     [{"created_on": "31/31/2026"}, {"status": "bogus"}, {"page": "999"}, {"page": "x"}, {"account": "ACC-3"}],

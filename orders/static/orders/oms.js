@@ -41,7 +41,7 @@
       fetch(region.getAttribute("data-live-src"), {
         credentials: "same-origin",
         headers: { "X-Requested-With": "fetch" },
-        cache: "no-store",
+        cache: "no-cache", // revalidate: the server answers 304 when nothing changed
       })
         .then(function (response) {
           if (response.status === 401 || response.status === 403 || response.redirected) {
