@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import subprocess
 import sys
 import threading
 import time
@@ -29,22 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _fresh_django import django_on_fresh_database  # noqa: E402 (bench/ is on the path: these run as scripts)
+
 ORDERS_PER_SECOND = 48  # bench/api_submit.py over HTTP
 EVENTS_PER_ORDER = 3
-
-
-def fresh_database(db: str) -> None:
-    subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", db], capture_output=True)
-    subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", db], check=True)
-    os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{db}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "oms_site.settings")
-    os.environ["LOG_LEVEL"] = "WARNING"
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def _record(writer: int, n: int) -> None:
@@ -169,7 +155,7 @@ def main() -> None:
     parser.add_argument("--db", default="oms_bench_audit")
     args = parser.parse_args()
 
-    fresh_database(args.db)
+    django_on_fresh_database(args.db)
     single, parallel = bench_inserts(args.events, args.threads)
     total = fill_backlog(args.backlog)
     print(f"    backlog: {total} unsealed events")

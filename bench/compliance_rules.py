@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -24,6 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _fresh_django import django_on_fresh_database  # noqa: E402 (bench/ is on the path: these run as scripts)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -32,14 +33,7 @@ def main() -> None:
     parser.add_argument("--db", default="oms_bench_compliance")
     args = parser.parse_args()
 
-    subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", args.db], capture_output=True)
-    subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", args.db], check=True)
-    os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{args.db}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "oms_site.settings")
-    os.environ["LOG_LEVEL"] = "WARNING"
-    import django
-
-    django.setup()
+    django_on_fresh_database(args.db)
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
@@ -48,7 +42,6 @@ def main() -> None:
     from orders.models import Order
     from orders.services import order_check, order_submit
 
-    call_command("migrate", verbosity=0)
     call_command("seed_demo", verbosity=0, force=True)
     # Calibrated for volume, so every order below passes and each rule runs fully.
     RuleSetting.objects.filter(scope="firm", rule__in=["order_rate_trader", "order_rate_account"]).update(

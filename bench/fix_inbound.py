@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 import uuid
@@ -27,6 +26,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _fresh_django import django_on_fresh_database  # noqa: E402 (bench/ is on the path: these run as scripts)
 
 
 def session_pair():
@@ -103,25 +104,23 @@ def bench_session(reports: int) -> None:
 
 
 def bench_database(db: str, orders: int, fills: int) -> None:
-    subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", db], capture_output=True)
-    subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", db], check=True)
-    os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{db}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "oms_site.settings")
-    os.environ["LOG_LEVEL"] = "WARNING"
-    import django
-
-    django.setup()
+    django_on_fresh_database(db)
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
-    call_command("migrate", verbosity=0)
     call_command("seed_demo", verbosity=0)
+    from compliance.models import RuleSetting
     from orders.models import Order
     from orders.services import inbox_apply, order_submit
     from routing import services as routing_services
     from routing.models import OutboundMessage, Venue
     from routing.store import DbStore
 
+    # The orders are identical on purpose (this measures the inbound path, not
+    # compliance): the trading-intent rules would hold them as duplicates.
+    RuleSetting.objects.filter(
+        scope="firm", rule__in=["duplicate_order", "wash_trade", "order_rate_trader", "order_rate_account"]
+    ).update(enabled=False)
     trader = get_user_model().objects.get(username="trader1")
     venue = Venue.objects.get(code="SIM")
     created = []

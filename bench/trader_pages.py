@@ -18,7 +18,6 @@ import argparse
 import datetime as dt
 import os
 import statistics
-import subprocess
 import sys
 import time
 from decimal import Decimal
@@ -26,6 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _fresh_django import django_on_fresh_database  # noqa: E402 (bench/ is on the path: these run as scripts)
 
 
 def main() -> None:
@@ -35,15 +36,8 @@ def main() -> None:
     parser.add_argument("--db", default="oms_bench_pages")
     args = parser.parse_args()
 
-    subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", args.db], capture_output=True)
-    subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", args.db], check=True)
-    os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{args.db}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "oms_site.settings")
-    os.environ["LOG_LEVEL"] = "WARNING"
     os.environ["ALLOWED_HOSTS"] = "testserver"
-    import django
-
-    django.setup()
+    django_on_fresh_database(args.db)
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from django.test import Client
@@ -51,7 +45,6 @@ def main() -> None:
     from orders.models import Account, Execution, Order, Position, Security
     from routing.models import Venue
 
-    call_command("migrate", verbosity=0)
     call_command("seed_demo", verbosity=0, force=True, stdout=open(os.devnull, "w"))  # noqa: SIM115
     trader = get_user_model().objects.get(username="trader1")
     client = Client()
