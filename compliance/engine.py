@@ -42,6 +42,17 @@ class RuleVerdict:
     commit: Callable[[str], None] | None = None
 
 
+def combined_outcome(results) -> str:
+    """One evaluation's outcome: any block blocks, else any warning not overridden
+    holds; internal (watch-list) results never count."""
+    counted = {r.outcome for r in results if not r.internal and not r.overridden}
+    if Outcome.BLOCK in counted:
+        return Outcome.BLOCK
+    if Outcome.WARN in counted:
+        return Outcome.WARN
+    return Outcome.PASS
+
+
 @dataclass
 class Evaluation:
     outcome: str
@@ -197,13 +208,7 @@ def evaluate(
         )
         if verdict.commit is not None:
             commits.append(verdict.commit)
-    counted = {r.outcome for r in results if not r.internal and not r.overridden}
-    if Outcome.BLOCK in counted:
-        combined = Outcome.BLOCK
-    elif Outcome.WARN in counted:
-        combined = Outcome.WARN
-    else:
-        combined = Outcome.PASS
+    combined = combined_outcome(results)
     evaluation = Evaluation(outcome=combined, results=results)
     if dry_run:
         return evaluation

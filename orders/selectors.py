@@ -9,6 +9,7 @@ from django_fsm import can_proceed
 
 from audit.models import AuditEvent
 from audit.selectors import audit_events_for_object
+from compliance.models import OverrideRequest
 from oms_site.errors import NotFound
 
 from .models import LIVE_STATUSES, Account, Execution, Order, OrderStatus, OrderType, Position, Security, Side
@@ -118,8 +119,8 @@ def order_actions(*, user, order: Order) -> OrderActions:
     if not trades:
         return OrderActions(False, False, False, False)
     active = order.account.active
-    unsent = order.status in (OrderStatus.NEW, OrderStatus.HELD)
-    can_cancel = unsent or can_proceed(order.request_cancel)
+    # The same transitions the services take: cancelled at once, or asked of the venue.
+    can_cancel = can_proceed(order.cancel_unsent) or can_proceed(order.request_cancel)
     # A filled order may only be increased (FIX 4.4 C.1.c): quantity, never price.
     can_amend = active and can_proceed(order.request_amend)
     priced = order.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
@@ -129,7 +130,7 @@ def order_actions(*, user, order: Order) -> OrderActions:
         can_amend_price=can_amend and priced and order.status != OrderStatus.FILLED,
         can_request_override=active
         and order.status == OrderStatus.HELD
-        and not order.override_requests.filter(status="pending").exists(),
+        and not order.override_requests.filter(status=OverrideRequest.Status.PENDING).exists(),
     )
 
 

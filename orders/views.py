@@ -20,8 +20,10 @@ from django.shortcuts import redirect, render
 from django.utils.cache import get_conditional_response
 from django.views.decorators.http import require_GET, require_POST
 
+from compliance import engine as compliance_engine
 from oms_site.errors import ApplicationError, InvalidInput, InvalidStateTransition, NotFound, NotPermitted
 from routing import selectors as routing_selectors
+from routing.fix import codec
 
 from . import selectors, services
 from .forms import (
@@ -36,16 +38,6 @@ from .models import Order, OrderStatus, Origin
 from .templatetags.oms import price
 
 BLOTTER_PAGE_SIZE = 50
-MSG_TYPE_NAMES = {
-    "D": "NewOrderSingle",
-    "F": "OrderCancelRequest",
-    "G": "OrderCancelReplaceRequest",
-    "H": "OrderStatusRequest",
-    "8": "ExecutionReport",
-    "9": "OrderCancelReject",
-    "j": "BusinessMessageReject",
-    "3": "Reject",
-}
 
 
 def _live(request, template: str, context_of, *version) -> HttpResponse:
@@ -231,23 +223,26 @@ def _evaluations(results) -> list[dict[str, Any]]:
         )
         (group["passed"] if result.outcome == "pass" else group["flagged"]).append(result)
     for group in groups.values():
-        outcomes = {r.outcome for r in group["flagged"] if not r.overridden}
-        group["outcome"] = "block" if "block" in outcomes else "warn" if "warn" in outcomes else "pass"
+        group["outcome"] = compliance_engine.combined_outcome(group["flagged"])
     return list(groups.values())
 
 
 def _fix_messages(events) -> list[dict[str, Any]]:
-    return [
-        {
-            "event": event,
-            "direction": "out" if event.action == "fix.sent" else "in",
-            "msg_type": (event.details or {}).get("msg_type", ""),
-            "msg_name": MSG_TYPE_NAMES.get((event.details or {}).get("msg_type", ""), ""),
-            "seq": (event.details or {}).get("seq"),
-            "text": (event.details or {}).get("message", ""),
-        }
-        for event in events
-    ]
+    rows = []
+    for event in events:
+        details = event.details or {}
+        msg_type = details.get("msg_type", "")
+        rows.append(
+            {
+                "event": event,
+                "direction": "out" if event.action == "fix.sent" else "in",
+                "msg_type": msg_type,
+                "msg_name": codec.MSG_TYPE_NAMES.get(msg_type, ""),
+                "seq": details.get("seq"),
+                "text": details.get("message", ""),
+            }
+        )
+    return rows
 
 
 def _detail_context(request, order: Order, **extra) -> dict[str, Any]:

@@ -18,6 +18,17 @@ MSG_NEW_ORDER_SINGLE = "D"
 MSG_ORDER_CANCEL_REQUEST = "F"
 MSG_ORDER_CANCEL_REPLACE_REQUEST = "G"
 MSG_ORDER_STATUS_REQUEST = "H"
+# Names of the MsgTypes an order's trail carries, for people reading it.
+MSG_TYPE_NAMES = {
+    MSG_NEW_ORDER_SINGLE: "NewOrderSingle",
+    MSG_ORDER_CANCEL_REQUEST: "OrderCancelRequest",
+    MSG_ORDER_CANCEL_REPLACE_REQUEST: "OrderCancelReplaceRequest",
+    MSG_ORDER_STATUS_REQUEST: "OrderStatusRequest",
+    "8": "ExecutionReport",
+    "9": "OrderCancelReject",
+    "j": "BusinessMessageReject",
+    "3": "Reject",
+}
 
 
 def utc_timestamp(value: dt.datetime) -> str:

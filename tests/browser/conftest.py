@@ -188,8 +188,8 @@ def browser(oms):
 
 @pytest.fixture
 def new_page(browser, oms, request):
-    """Pages in fresh browser contexts (separate sign-ins); each one's console errors
-    fail the test, and each one is screenshotted at the end."""
+    """Pages in fresh browser contexts (separate sign-ins); an uncaught script error
+    on any of them fails the test, and each is screenshotted at the end."""
     contexts = []
     errors: list[str] = []
 

@@ -161,6 +161,10 @@ def test_trader_amends_then_cancels_a_working_order_with_confirmation(oms, new_p
     expect(page.locator("#fix-messages")).to_contain_text("OrderCancelReplaceRequest")
     expect(page.locator("#fix-messages")).to_contain_text("OrderCancelRequest")
     assert oms.query(ORDER_STATUS, (order_id,))[0][:2] == ("cancelled", 0)
+    # The declined confirmation sent nothing: one cancel request, the accepted one.
+    requests = oms.query("SELECT kind, state FROM orders_orderrequest WHERE order_id = %s ORDER BY id", (order_id,))
+    assert [state for kind, state in requests if kind == "cancel"] == ["accepted"], requests
+    assert [state for kind, state in requests if kind == "replace"] == ["accepted"], requests
     snap(page, "order-cancelled")
 
 

@@ -76,8 +76,6 @@ class Command(BaseCommand):
         for name in ("sender_comp_id", "target_comp_id"):
             if not options[name].strip():
                 raise CommandError(f"--{name.replace('_', '-')} must not be empty")
-        reject_symbols = [s.strip().upper() for s in options["reject_symbols"].split(",") if s.strip()]
-        rest_symbols = [s.strip().upper() for s in options["rest_symbols"].split(",") if s.strip()]
 
         self._configure_logging(options["verbosity"])
         server = SimulatorServer(
@@ -88,8 +86,8 @@ class Command(BaseCommand):
             fill_mode=fill_mode,
             fill_interval=options["fill_interval"],
             partial_fill_parts=options["fill_parts"],
-            reject_symbols=reject_symbols,
-            rest_symbols=rest_symbols,
+            reject_symbols=options["reject_symbols"].split(","),
+            rest_symbols=options["rest_symbols"].split(","),
             reference_price=reference_price,
             unsolicited_cancel_after=options["unsolicited_cancel_after"],
             pending_delay=options["pending_delay"],
