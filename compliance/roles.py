@@ -3,9 +3,12 @@ migrate so a fresh installation has a working console without hand-made grants."
 
 from __future__ import annotations
 
+from django.contrib.auth.models import Group, Permission
 from django.db.models.signals import post_migrate
 
-MIDDLE_OFFICE_GROUP = "middle_office"
+from oms_site.roles import MIDDLE_OFFICE_GROUP
+
+from .defaults import firm_defaults_ensure
 
 # Console records middle office maintains (nothing is ever deleted: entries end).
 MAINTAINED = ("rulesetting", "restrictedentry", "watchentry", "locate", "killswitch")
@@ -14,8 +17,6 @@ DECIDED = ("overriderequest", "reviewitem")
 
 
 def role_permissions_grant(**_kwargs) -> None:
-    from django.contrib.auth.models import Group, Permission
-
     group, _ = Group.objects.get_or_create(name=MIDDLE_OFFICE_GROUP)
     wanted = Permission.objects.filter(
         content_type__app_label__in=["orders", "compliance", "routing", "audit"], codename__startswith="view_"
@@ -40,7 +41,5 @@ def role_permissions_connect(app_config) -> None:
     # After auth has created the permissions of every app (post_migrate runs per app;
     # running on each is idempotent and cheap). The firm's default rule settings are
     # ensured the same way (compliance.defaults).
-    from .defaults import firm_defaults_ensure
-
     post_migrate.connect(role_permissions_grant, dispatch_uid="compliance.role_permissions_grant")
     post_migrate.connect(firm_defaults_ensure, sender=app_config, dispatch_uid="compliance.firm_defaults_ensure")

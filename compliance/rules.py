@@ -16,21 +16,12 @@ from decimal import Decimal
 from django.db.models import Q
 
 from audit.services import actor_name, audit_event_record
-from orders.models import Execution, Order, OrderRequest, OrderStatus, Position, Security, Side
+from orders.models import WORKING_STATUSES, Execution, Order, OrderRequest, OrderStatus, Position, Security, Side
 
 from .engine import Check, RuleVerdict, rule_register
 from .models import KillSwitch, Locate, LocateUse, Outcome, RestrictedEntry, ReviewItem, RuleName, WatchEntry
 
 S = OrderStatus
-WORKING_STATUSES = (
-    S.NEW,
-    S.HELD,
-    S.PENDING_NEW,
-    S.OPEN,
-    S.PARTIALLY_FILLED,
-    S.PENDING_CANCEL,
-    S.PENDING_AMEND,
-)
 SELL_SIDES = (Side.SELL, Side.SELL_SHORT)
 PASS = Outcome.PASS
 

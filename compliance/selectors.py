@@ -6,9 +6,9 @@ import datetime as dt
 
 from django.db.models import QuerySet
 
-from .models import KillSwitch, OverrideRequest, RestrictedEntry
+from oms_site.roles import COMPLIANCE_GROUPS
 
-COMPLIANCE_GROUPS = ("middle_office", "api_client")
+from .models import KillSwitch, OverrideRequest, RestrictedEntry
 
 
 def is_compliance_user(user) -> bool:

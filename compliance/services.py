@@ -1,15 +1,18 @@
-"""Compliance use cases: the restricted and watch lists, locates, rule settings, kill
-switches, override decisions and review items. Each writes its audit event with who,
-before and after; the admin console, the API and the commands all call these.
+"""Compliance records: the restricted and watch lists, locates, rule settings, the
+kill-switch latch, override requests and decisions, review items. Each writes its
+audit event with who, before and after; the admin console, the API and the commands
+call these.
 
-Orders are changed only through ``orders.services`` (imported where used: orders
-imports this module for the engine and the override workflow)."""
+Nothing here changes an order: a use case that does (releasing or rejecting a held
+order, sweeping the orders a kill switch covers) lives in ``orders.services`` and
+calls these for the compliance records it needs."""
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,18 +20,16 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Model
 from django.forms.models import model_to_dict
+from django.utils import timezone
 
 from audit.services import actor_name, audit_event_record
 from oms_site.errors import InvalidInput, InvalidStateTransition, NotFound, NotPermitted
+from orders.selectors import security_get
 
-from .models import KillSwitch, ListEntry, Locate, OverrideRequest, RestrictedEntry, ReviewItem, WatchEntry
+from .models import KillSwitch, ListEntry, Locate, Outcome, OverrideRequest, RestrictedEntry, ReviewItem, WatchEntry
 from .selectors import is_compliance_user
 
 logger = logging.getLogger(__name__)
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def _require_compliance_user(user) -> None:
@@ -77,8 +78,6 @@ def _list_entry_add(
     effective_from: dt.datetime | None = None,
     effective_to: dt.datetime | None = None,
 ) -> ListEntry:
-    from orders.selectors import security_get
-
     _require_compliance_user(user)
     errors: dict[str, list[str]] = {}
     security = None
@@ -97,7 +96,7 @@ def _list_entry_add(
         errors["non_field_errors"] = ["Give a symbol or an issuer."]
     if not isinstance(reason, str) or not reason.strip():
         errors["reason"] = ["This field is required."]
-    now = _now()
+    now = timezone.now()
     effective_from = effective_from or now
     for name, value in (("effective_from", effective_from), ("effective_to", effective_to)):
         if value is not None and (not isinstance(value, dt.datetime) or value.tzinfo is None):
@@ -131,7 +130,7 @@ def _list_entry_end(model: type[ListEntry], *, user, entry_id: int) -> ListEntry
         entry = model.objects.select_for_update().filter(pk=entry_id).first()
         if entry is None:
             raise NotFound("No such list entry.")
-        now = _now()
+        now = timezone.now()
         if entry.effective_to is not None and entry.effective_to <= now:
             return entry
         before = record_snapshot(entry)
@@ -265,7 +264,7 @@ def locate_end(*, user, locate_id: int) -> Locate:
             raise NotFound("No such locate.")
         if locate.ended_at is None:
             before = record_snapshot(locate)
-            locate.ended_at = _now()
+            locate.ended_at = timezone.now()
             locate.save()
             _audit(user, "locate.ended", locate, before=before)
     return locate
@@ -280,22 +279,6 @@ KILL_SWITCH_TARGETS = {
 }
 
 
-def _kill_switch_target_check(scope: str, target: str) -> str | None:
-    from django.contrib.auth import get_user_model
-
-    from orders.models import Account
-    from orders.selectors import security_get
-    from routing.models import Venue
-
-    exists = {
-        KillSwitch.Scope.ACCOUNT: lambda: Account.objects.filter(code=target).exists(),
-        KillSwitch.Scope.TRADER: lambda: get_user_model().objects.filter(username=target).exists(),
-        KillSwitch.Scope.VENUE: lambda: Venue.objects.filter(code=target).exists(),
-        KillSwitch.Scope.SYMBOL: lambda: security_get(symbol=target) is not None,
-    }[scope]
-    return None if exists() else f"Unknown {KILL_SWITCH_TARGETS[scope]} {target!r}."
-
-
 @dataclass
 class KillSwitchResult:
     switch: KillSwitch
@@ -303,10 +286,14 @@ class KillSwitchResult:
     cancelled_order_ids: list[int] = field(default_factory=list)
 
 
-def kill_switch_set(*, user, scope: Any, target: Any = "", active: Any, reason: Any) -> KillSwitchResult:
-    """Switch on: latch first (no new orders in scope from the commit on), then a
-    cancel for every working order in scope. Switch off: release the latch; working
-    orders are not touched. Setting the state it is already in changes nothing."""
+def kill_switch_latch(
+    *, user, scope: Any, target: Any = "", active: Any, reason: Any, target_problem: Callable[[str, str], str | None]
+) -> KillSwitchResult:
+    """Switch the latch on (no new orders in scope pass compliance from the commit on)
+    or off. Setting the state it is already in changes nothing. ``target_problem``
+    says what is wrong with a target (an unknown account, venue, ...) or None: the
+    caller knows the records a target names. Cancelling the working orders in scope
+    is the caller's (``orders.services.kill_switch_set``)."""
     _require_compliance_user(user)
     errors: dict[str, list[str]] = {}
     if scope not in KillSwitch.Scope.values:
@@ -316,7 +303,7 @@ def kill_switch_set(*, user, scope: Any, target: Any = "", active: Any, reason: 
         errors["target"] = ["The firm switch has no target."]
     elif scope in KILL_SWITCH_TARGETS and not target:
         errors["target"] = [f"Required: the {KILL_SWITCH_TARGETS[scope]}."]
-    elif scope in KILL_SWITCH_TARGETS and (problem := _kill_switch_target_check(scope, target)):
+    elif scope in KILL_SWITCH_TARGETS and (problem := target_problem(scope, target)):
         errors["target"] = [problem]
     if not isinstance(active, bool):
         errors["active"] = ["true or false."]
@@ -324,7 +311,6 @@ def kill_switch_set(*, user, scope: Any, target: Any = "", active: Any, reason: 
         errors["reason"] = ["This field is required."]
     if errors:
         raise InvalidInput("Invalid kill switch request.", details=errors)
-    actor = actor_name(user)
     if not active:
         with transaction.atomic():
             switch = (
@@ -338,7 +324,7 @@ def kill_switch_set(*, user, scope: Any, target: Any = "", active: Any, reason: 
                     raise NotFound("That kill switch has never been on.")
                 return KillSwitchResult(switch=latest, changed=False)
             before = record_snapshot(switch)
-            switch.released_at = _now()
+            switch.released_at = timezone.now()
             switch.released_by = user
             switch.release_reason = reason.strip()
             switch.save()
@@ -351,32 +337,27 @@ def kill_switch_set(*, user, scope: Any, target: Any = "", active: Any, reason: 
     except IntegrityError:
         switch = KillSwitch.objects.get(scope=scope, target=target, released_at__isnull=True)
         return KillSwitchResult(switch=switch, changed=False)
-    # After the latch committed: no new order in scope can pass compliance, so the
-    # sweep below cannot miss one that slips in behind it.
-    from orders.services import orders_cancel_in_scope
+    return KillSwitchResult(switch=switch, changed=True)
 
-    cancelled = orders_cancel_in_scope(
-        scope=scope, target=target, actor=actor, reason=f"kill switch {scope} {target}".strip()
-    )
+
+def kill_switch_cancels_record(*, switch: KillSwitch, actor: str, order_ids: list[int]) -> None:
+    """After the sweep: how many cancels the switch sent, and for which orders."""
     with transaction.atomic():
-        KillSwitch.objects.filter(pk=switch.pk).update(cancels_requested=len(cancelled))
-        switch.cancels_requested = len(cancelled)
+        KillSwitch.objects.filter(pk=switch.pk).update(cancels_requested=len(order_ids))
+        switch.cancels_requested = len(order_ids)
         audit_event_record(
             actor=actor,
             action="kill_switch.cancels_sent",
             object_type="killswitch",
             object_id=switch.pk,
-            details={"orders": cancelled},
+            details={"orders": order_ids},
         )
-    return KillSwitchResult(switch=switch, changed=True, cancelled_order_ids=cancelled)
 
 
 # ------------------------------------------------------------------------ overrides
 def override_request_create(*, order, user, justification: str) -> OverrideRequest:
     """Called by ``orders.services.order_override_request`` with the held order
     locked. One pending request per order."""
-    from .models import Outcome
-
     # The warnings of the evaluation that holds the order: the latest result of each
     # rule (rows of one evaluation are not stamped with one time, so match by rule).
     latest: dict[str, tuple[str, bool]] = {}
@@ -389,7 +370,7 @@ def override_request_create(*, order, user, justification: str) -> OverrideReque
                 order=order,
                 requested_by=user,
                 justification=justification,
-                expires_at=_now() + dt.timedelta(seconds=settings.OMS_OVERRIDE_TTL_SECONDS),
+                expires_at=timezone.now() + dt.timedelta(seconds=settings.OMS_OVERRIDE_TTL_SECONDS),
                 warnings=warnings,
             )
     except IntegrityError:
@@ -407,15 +388,19 @@ def override_request_create(*, order, user, justification: str) -> OverrideReque
     return override
 
 
-def _override_for_decision(*, user, override_id: int) -> tuple[OverrideRequest, Any]:
-    """Four-eyes checks, then lock account -> order -> override (the fixed lock order)."""
-    from orders.services import order_lock_with_account
-
+def override_order_id(*, user, override_id: int) -> int:
+    """The order an override request is for, to a compliance user (the order is locked
+    before the request: account -> order -> override)."""
     _require_compliance_user(user)
     order_id = OverrideRequest.objects.filter(pk=override_id).values_list("order_id", flat=True).first()
     if order_id is None:
         raise NotFound("No such override request.")
-    order = order_lock_with_account(order_id=order_id)
+    return order_id
+
+
+def override_lock_for_decision(*, user, override_id: int) -> OverrideRequest:
+    """Lock a pending override request for a decision (four eyes: not the requester's).
+    Its order is already locked by the caller."""
     override = OverrideRequest.objects.select_for_update().get(pk=override_id)
     if override.requested_by_id == user.pk:
         raise NotPermitted("Four eyes: the requester cannot decide their own override.", code="four_eyes")
@@ -423,7 +408,7 @@ def _override_for_decision(*, user, override_id: int) -> tuple[OverrideRequest, 
         raise InvalidStateTransition(
             f"The override request is already {override.status}.", details={"status": override.status}
         )
-    return override, order
+    return override
 
 
 def _override_status_set(
@@ -435,7 +420,7 @@ def _override_status_set(
     override.status = status
     if decided_by is not None:
         override.decided_by = decided_by
-        override.decided_at = _now()
+        override.decided_at = timezone.now()
         override.decision_note = note
     override.save()
     audit_event_record(
@@ -449,45 +434,28 @@ def _override_status_set(
     )
 
 
-def _override_decide(override: OverrideRequest, *, user, status: str, note: str) -> None:
-    _override_status_set(override, status=status, actor=actor_name(user), decided_by=user, note=note)
-
-
-def override_approve(*, user, override_id: int, note: Any = "") -> OverrideRequest:
-    """Approve a pending override (not one's own, not expired) and release the order:
-    evaluated again with the warnings the request was for covered."""
-    from orders.services import order_release
-
-    note = note.strip() if isinstance(note, str) else ""
-    expired = None
-    with transaction.atomic():
-        override, _order = _override_for_decision(user=user, override_id=override_id)
-        if override.expires_at <= _now():
-            _override_decide(override, user=user, status=OverrideRequest.Status.EXPIRED, note="expired before approval")
-            expired = override
-        else:
-            _override_decide(override, user=user, status=OverrideRequest.Status.APPROVED, note=note)
-            order_release(order_id=override.order_id, user=user, covered=override.warnings)
-    if expired is not None:  # committed as expired; the approval itself is refused
-        raise InvalidStateTransition(
-            "The override request expired before it was approved; the trader must ask again.",
-            code="override_expired",
-            details={"expired_at": expired.expires_at.isoformat()},
+def override_approval_record(override: OverrideRequest, *, user, note: str) -> bool:
+    """Record the approval of a locked pending request; False (and the request marked
+    expired instead) when it expired before the approval."""
+    if override.expires_at <= timezone.now():
+        _override_status_set(
+            override,
+            status=OverrideRequest.Status.EXPIRED,
+            actor=actor_name(user),
+            decided_by=user,
+            note="expired before approval",
         )
-    return override
+        return False
+    _override_status_set(
+        override, status=OverrideRequest.Status.APPROVED, actor=actor_name(user), decided_by=user, note=note
+    )
+    return True
 
 
-def override_deny(*, user, override_id: int, note: Any) -> OverrideRequest:
-    """Deny a pending override: the held order is rejected, never sent."""
-    from orders.services import order_compliance_reject
-
-    if not isinstance(note, str) or not note.strip():
-        raise InvalidInput("Invalid denial.", details={"note": ["Say why the override is denied."]})
-    with transaction.atomic():
-        override, _order = _override_for_decision(user=user, override_id=override_id)
-        _override_decide(override, user=user, status=OverrideRequest.Status.DENIED, note=note.strip())
-        order_compliance_reject(order_id=override.order_id, user=user, reason=f"Override denied: {note.strip()}")
-    return override
+def override_denial_record(override: OverrideRequest, *, user, note: str) -> None:
+    _override_status_set(
+        override, status=OverrideRequest.Status.DENIED, actor=actor_name(user), decided_by=user, note=note
+    )
 
 
 def overrides_withdraw(*, order, actor: str) -> None:
@@ -510,7 +478,7 @@ def review_item_resolve(*, user, item_id: int, note: Any) -> ReviewItem:
         if item.resolved_at is not None:
             raise InvalidStateTransition("The review item is already resolved.")
         before = record_snapshot(item)
-        item.resolved_at = _now()
+        item.resolved_at = timezone.now()
         item.resolved_by = user
         item.resolution_note = note.strip()
         item.save()

@@ -97,6 +97,10 @@ STICKY_STATUSES = frozenset({S.CANCELLED, S.REJECTED, S.EXPIRED, S.DONE_FOR_DAY}
 TERMINAL_STATUSES = frozenset({S.CANCELLED, S.REJECTED, S.EXPIRED})
 # Statuses in which the order has leaves at the venue (or may have, awaiting an answer).
 LIVE_STATUSES = frozenset({S.PENDING_NEW, S.OPEN, S.PARTIALLY_FILLED, S.PENDING_CANCEL, S.PENDING_AMEND})
+# Working: not ended, so it counts toward limits (staged and held orders included).
+WORKING_STATUSES = frozenset({S.NEW, S.HELD, *LIVE_STATUSES})
+# Working and not already being cancelled: what a kill switch sends a cancel for.
+CANCELLABLE_STATUSES = WORKING_STATUSES - {S.PENDING_CANCEL}
 
 
 class Origin(models.TextChoices):

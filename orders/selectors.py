@@ -11,12 +11,11 @@ from audit.models import AuditEvent
 from audit.selectors import audit_events_for_object
 from compliance.models import OverrideRequest
 from oms_site.errors import NotFound
+from oms_site.roles import API_CLIENT_GROUP, MIDDLE_OFFICE_GROUP, TRADER_GROUP
 
 from .models import LIVE_STATUSES, Account, Execution, Order, OrderStatus, OrderType, Position, Security, Side
 
-MIDDLE_OFFICE_GROUP = "middle_office"
-TRADER_GROUP = "trader"
-API_CLIENT_GROUP = "api_client"
+__all__ = ["API_CLIENT_GROUP", "MIDDLE_OFFICE_GROUP", "TRADER_GROUP"]  # the group names, for callers of old
 
 
 def user_sees_all_accounts(user) -> bool:

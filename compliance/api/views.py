@@ -97,7 +97,7 @@ class KillSwitchApi(GenericAPIView):
     def post(self, request):
         data = KillSwitchInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        result = services.kill_switch_set(user=request.user, **data.validated_data)
+        result = order_services.kill_switch_set(user=request.user, **data.validated_data)
         activated = result.changed and result.switch.active
         return Response(
             KillSwitchResultSerializer(result).data,
@@ -137,7 +137,7 @@ class OverrideApproveApi(APIView):
     def post(self, request, override_id: int):
         data = OverrideApproveInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        override = services.override_approve(user=request.user, override_id=override_id, **data.validated_data)
+        override = order_services.override_approve(user=request.user, override_id=override_id, **data.validated_data)
         return Response(OverrideDecisionSerializer(override).data)
 
 
@@ -148,5 +148,5 @@ class OverrideDenyApi(APIView):
     def post(self, request, override_id: int):
         data = OverrideDenyInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        override = services.override_deny(user=request.user, override_id=override_id, **data.validated_data)
+        override = order_services.override_deny(user=request.user, override_id=override_id, **data.validated_data)
         return Response(OverrideDecisionSerializer(override).data)

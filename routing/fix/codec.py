@@ -7,7 +7,11 @@ The outbox stores bodies as ``[[tag, value], ...]``; the session layer adds the 
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
+from collections.abc import Iterable, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from oms_site.errors import InvalidInput
 
 SIDE = {"BUY": "1", "SELL": "2", "SELL_SHORT": "5"}
 SIDE_SELL_SHORT_EXEMPT = "6"
@@ -261,3 +265,63 @@ def order_status_request(
     if venue_order_id:
         fields.append((37, venue_order_id))
     return [*fields, (11, cl_ord_id), (790, status_req_id), (55, symbol), (54, SIDE[side])]
+
+
+# ------------------------------------------------------------- reading received tags
+def tags_from_message(message: Mapping[Any, Any]) -> dict[int, str]:
+    """A received message given as a mapping (tag -> value, keys as numbers or text)
+    as tag numbers to text. InvalidInput when a key is not a tag number."""
+    tags: dict[int, str] = {}
+    for key, value in message.items():
+        try:
+            tag = int(key)
+        except (TypeError, ValueError):
+            raise InvalidInput("Message tags must be FIX tag numbers.", details={"tag": [str(key)]}) from None
+        tags[tag] = value.decode() if isinstance(value, bytes) else str(value)
+    return tags
+
+
+def tag_int(tags: dict[int, str], tag: int) -> int | None:
+    """A whole-number tag (a quantity); None when absent or empty."""
+    number = tag_decimal(tags, tag)
+    if number is None:
+        return None
+    if number != number.to_integral_value():
+        raise InvalidInput(f"Tag {tag} must be a whole quantity.", details={str(tag): [tags[tag]]})
+    return int(number)
+
+
+def tag_decimal(tags: dict[int, str], tag: int) -> Decimal | None:
+    """A finite decimal tag (a price); None when absent or empty."""
+    value = tags.get(tag)
+    if value in (None, ""):
+        return None
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise InvalidInput(f"Tag {tag} is not a number.", details={str(tag): [value]}) from None
+    if not number.is_finite():
+        raise InvalidInput(f"Tag {tag} is not a number.", details={str(tag): [value]})
+    return number
+
+
+def tag_time(tags: dict[int, str], tag: int) -> dt.datetime | None:
+    """A UTCTimestamp tag as an aware UTC time; None when absent or unreadable."""
+    value = tags.get(tag)
+    if not value:
+        return None
+    for fmt in ("%Y%m%d-%H:%M:%S.%f", "%Y%m%d-%H:%M:%S"):
+        try:
+            return dt.datetime.strptime(value, fmt).replace(tzinfo=dt.UTC)
+        except ValueError:
+            continue
+    return None
+
+
+def tags_from_fields(fields: Iterable[tuple[Any, Any]]) -> dict[int, str]:
+    """Stored ``[[tag, value], ...]`` as tag numbers to text; a repeated tag keeps its
+    first occurrence (the messages applied to orders use no repeating groups)."""
+    tags: dict[int, str] = {}
+    for tag, value in fields:
+        tags.setdefault(int(tag), str(value))
+    return tags

@@ -27,6 +27,7 @@ from compliance.models import (
     RuleSetting,
     WatchEntry,
 )
+from orders import services as order_services
 from orders.models import Order
 from orders.selectors import MIDDLE_OFFICE_GROUP, TRADER_GROUP
 from orders.services import order_override_request, order_submit
@@ -90,7 +91,7 @@ def console_data(submit, held, middle_office, aapl, msft, account):
     )
     services.console_record_save(user=middle_office, instance=locate, before=None)
     # a switch on a symbol nobody trades here: the held order stays held
-    services.kill_switch_set(user=middle_office, scope="symbol", target="MSFT", active=True, reason="drill")
+    order_services.kill_switch_set(user=middle_office, scope="symbol", target="MSFT", active=True, reason="drill")
     assert ReviewItem.objects.exists()
 
 
@@ -514,7 +515,7 @@ def test_invalid_kill_switch_is_a_form_error(mo, account, data, field):
 
 
 def test_kill_switch_already_on_changes_nothing(mo, middle_office):
-    services.kill_switch_set(user=middle_office, scope="firm", target="", active=True, reason="drill")
+    order_services.kill_switch_set(user=middle_office, scope="firm", target="", active=True, reason="drill")
     response = mo.post(url("killswitch", "add"), {"scope": "firm", "target": "", "reason": "again"})
     assert response.status_code == 200
     assert "already on" in " ".join(response.context["form"].non_field_errors())
@@ -527,7 +528,7 @@ def test_override_queue_lists_pending_first(mo, held, submit, trader, middle_off
     submit(quantity=5)
     decided_order = submit(quantity=5)
     decided = order_override_request(user=trader, order_id=decided_order.pk, justification="x")
-    services.override_deny(user=middle_office, override_id=decided.pk, note="no")
+    order_services.override_deny(user=middle_office, override_id=decided.pk, note="no")
     rows = list(mo.get(url("overriderequest")).context["cl"].result_list)
     assert [r.pk for r in rows] == [pending.pk, decided.pk]
     assert [r.pk for r in mo.get(url("overriderequest"), {"status__exact": "denied"}).context["cl"].result_list] == [

@@ -10,10 +10,9 @@ import pytest
 
 from audit.models import AuditEvent
 from compliance.models import KillSwitch
-from compliance.services import kill_switch_set
 from oms_site.errors import InvalidInput, NotFound, NotPermitted
 from orders.models import Order, OrderRequest
-from orders.services import order_override_request
+from orders.services import kill_switch_set, order_override_request
 from routing.models import OutboundMessage, Venue
 
 from .conftest import ack, counts, fill, mark_sent, rule_set

@@ -11,9 +11,9 @@ import pytest
 
 from audit.models import AuditEvent
 from compliance.models import ComplianceResult, OverrideRequest
-from compliance.services import override_approve, override_deny, restricted_entry_add
+from compliance.services import restricted_entry_add
 from oms_site.errors import InvalidInput, InvalidStateTransition, NotFound, NotPermitted
-from orders.services import order_cancel, order_override_request
+from orders.services import order_cancel, order_override_request, override_approve, override_deny
 from routing.models import OutboundMessage
 
 from .conftest import counts, long_position, now

@@ -13,10 +13,10 @@ import pytest
 from audit.models import AuditEvent
 from compliance import engine
 from compliance.models import ComplianceResult, Locate, LocateUse, ReviewItem
-from compliance.services import kill_switch_set, locate_end, restricted_entry_add, restricted_entry_end, watch_entry_add
+from compliance.services import locate_end, restricted_entry_add, restricted_entry_end, watch_entry_add
 from oms_site.errors import InvalidStateTransition
 from orders.models import Execution, Order, OrderRequest
-from orders.services import order_amend, order_cancel
+from orders.services import kill_switch_set, order_amend, order_cancel
 from routing.models import OutboundMessage
 from tests.conftest import apply
 from tests.factories import SecurityFactory

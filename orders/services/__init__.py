@@ -1,0 +1,52 @@
+"""Order use cases, one module per use case (DESIGN §3); every public name is
+re-exported here, so callers write ``from orders.services import order_submit``.
+
+- ``submit``: order_submit, order_check (the what-if), routing a passed order
+- ``cancel``: order_cancel
+- ``amend``: order_amend
+- ``overrides``: order_override_request, override_approve, override_deny,
+  order_release, order_compliance_reject
+- ``kill_switch``: kill_switch_set (latch in compliance, then cancel in scope)
+- ``execution_reports``: execution_report_apply (ExecutionReport, OrderCancelReject)
+- ``inbox``: inbox_apply, venue_reconcile
+- ``securities``: security_rows_load (the security master from CSV)
+- ``reference_data``: security_save, account_save (every write of a security or an
+  account outside the admin, audited as the admin's are)
+- ``_common``: helpers shared by the above
+"""
+
+from ._common import order_snapshot
+from .amend import order_amend
+from .cancel import order_cancel
+from .execution_reports import EXEC_TYPE_ACTIONS, ApplyResult, execution_report_apply
+from .inbox import INBOX_BATCH, inbox_apply, venue_reconcile
+from .kill_switch import kill_switch_set, orders_cancel_in_scope
+from .overrides import order_compliance_reject, order_override_request, order_release, override_approve, override_deny
+from .reference_data import account_save, security_save
+from .securities import SecurityLoadReport, security_rows_load
+from .submit import order_check, order_submit
+
+__all__ = [
+    "EXEC_TYPE_ACTIONS",
+    "INBOX_BATCH",
+    "ApplyResult",
+    "SecurityLoadReport",
+    "account_save",
+    "execution_report_apply",
+    "inbox_apply",
+    "kill_switch_set",
+    "order_amend",
+    "order_cancel",
+    "order_check",
+    "order_compliance_reject",
+    "order_override_request",
+    "order_release",
+    "order_snapshot",
+    "order_submit",
+    "orders_cancel_in_scope",
+    "override_approve",
+    "override_deny",
+    "security_rows_load",
+    "security_save",
+    "venue_reconcile",
+]

@@ -1,0 +1,305 @@
+"""Submitting an order: validate it against the security master and the user's
+accounts, store it, run pre-trade compliance under the account lock, and route it
+(block: rejected; warning: held for an override; pass: a NewOrderSingle in the
+outbox). Also the what-if check, which runs the same rules and writes nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from audit.services import actor_name
+from compliance import engine as compliance_engine
+from compliance import selectors as compliance_selectors
+from compliance.models import Outcome
+from oms_site.errors import InvalidInput
+from routing import selectors as routing_selectors
+from routing import services as routing_services
+from routing.fix import codec
+
+from ..locks import account_lock
+from ..models import Order, OrderRequest, OrderStatus, OrderType, Origin, Side, TimeInForce
+from ..selectors import accounts_tradable_by, security_get
+from ._common import cl_ord_id_next, order_audit, order_terms, price_parse, quantity_check
+
+S = OrderStatus
+
+
+def submission_validate(
+    *,
+    user,
+    client_order_id: Any,
+    account_code: Any,
+    symbol: Any,
+    side: Any,
+    quantity: Any,
+    order_type: Any,
+    limit_price: Any,
+    stop_price: Any,
+    time_in_force: Any,
+    expire_at: Any,
+    venue_code: Any,
+    short_exempt_reason: Any = "",
+) -> dict[str, Any]:
+    errors: dict[str, list[str]] = {}
+    clean: dict[str, Any] = {}
+
+    if not isinstance(client_order_id, str) or not client_order_id.strip():
+        errors["client_order_id"] = ["This field is required."]
+    elif len(client_order_id) > 64 or not client_order_id.isprintable():
+        errors["client_order_id"] = ["At most 64 printable characters."]
+    else:
+        clean["client_order_id"] = client_order_id.strip()
+
+    account = (
+        accounts_tradable_by(user=user).filter(code=account_code).first() if isinstance(account_code, str) else None
+    )
+    if account is None:
+        errors["account"] = ["Unknown account, or you are not entitled to trade it."]
+    clean["account"] = account
+
+    security = security_get(symbol=symbol) if isinstance(symbol, str) and symbol else None
+    if security is None:
+        errors["symbol"] = ["Unknown symbol."]
+    clean["security"] = security
+
+    if side not in Side.values:
+        errors["side"] = [f"Must be one of {', '.join(Side.values)}."]
+    clean["side"] = side
+    if order_type not in OrderType.values:
+        errors["order_type"] = [f"Must be one of {', '.join(OrderType.values)}."]
+    clean["order_type"] = order_type
+    time_in_force = time_in_force or TimeInForce.DAY
+    if time_in_force not in TimeInForce.values:
+        errors["time_in_force"] = [f"Must be one of {', '.join(TimeInForce.values)}."]
+    clean["time_in_force"] = time_in_force
+
+    clean["quantity"] = quantity_check(quantity, security.lot_size if security else 1, "quantity", errors)
+    clean["limit_price"] = price_parse(limit_price, "limit_price", errors)
+    clean["stop_price"] = price_parse(stop_price, "stop_price", errors)
+
+    needs_limit = order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+    needs_stop = order_type in (OrderType.STOP, OrderType.STOP_LIMIT)
+    if needs_limit and limit_price in (None, "") and "limit_price" not in errors:
+        errors["limit_price"] = [f"Required for a {order_type} order."]
+    if not needs_limit and limit_price not in (None, "") and order_type in OrderType.values:
+        errors["limit_price"] = [f"Not allowed on a {order_type} order."]
+    if needs_stop and stop_price in (None, "") and "stop_price" not in errors:
+        errors["stop_price"] = [f"Required for a {order_type} order."]
+    if not needs_stop and stop_price not in (None, "") and order_type in OrderType.values:
+        errors["stop_price"] = [f"Not allowed on a {order_type} order."]
+
+    if time_in_force == TimeInForce.GTD:
+        if not isinstance(expire_at, dt.datetime):
+            errors["expire_at"] = ["Required for a GTD order (ISO 8601 date and time)."]
+        elif expire_at.tzinfo is None:
+            errors["expire_at"] = ["Must include a time zone."]
+        elif expire_at <= timezone.now():
+            errors["expire_at"] = ["Must be in the future."]
+    elif expire_at is not None:
+        errors["expire_at"] = ["Only allowed with time in force GTD."]
+    clean["expire_at"] = expire_at if time_in_force == TimeInForce.GTD else None
+
+    venue = None
+    if venue_code not in (None, ""):
+        venue = routing_selectors.venue_get_enabled(code=venue_code) if isinstance(venue_code, str) else None
+        if venue is None:
+            errors["venue"] = ["Unknown or disabled venue."]
+        elif security is not None and not venue.takes(
+            asset_class=security.asset_class, symbol=security.symbol, currency=security.currency
+        ):
+            errors["venue"] = [f"Venue {venue.code} does not take {security.symbol}."]
+    clean["venue"] = venue
+
+    short_exempt_reason = short_exempt_reason or ""
+    if not isinstance(short_exempt_reason, str) or len(short_exempt_reason) > 500:
+        errors["short_exempt_reason"] = ["At most 500 characters of text."]
+    elif short_exempt_reason.strip() and side != Side.SELL_SHORT:
+        errors["short_exempt_reason"] = ["Only a SELL_SHORT order can be marked short exempt."]
+    else:
+        clean["short_exempt_reason"] = short_exempt_reason.strip()
+
+    if errors:
+        raise InvalidInput("Invalid order.", details=errors)
+    return clean
+
+
+def order_build(clean: dict[str, Any], *, user, origin: str) -> Order:
+    """An unsaved order from validated submission fields."""
+    return Order(
+        client_order_id=clean["client_order_id"],
+        account=clean["account"],
+        security=clean["security"],
+        side=clean["side"],
+        quantity=clean["quantity"],
+        order_type=clean["order_type"],
+        limit_price=clean["limit_price"],
+        stop_price=clean["stop_price"],
+        time_in_force=clean["time_in_force"],
+        expire_at=clean["expire_at"],
+        short_exempt_reason=clean["short_exempt_reason"],
+        # A venue the trader chose is kept (a held order is released to it).
+        venue=clean["venue"],
+        origin=origin,
+        created_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+
+
+def order_submit(
+    *,
+    user,
+    client_order_id: str,
+    account: str,
+    symbol: str,
+    side: str,
+    quantity: int,
+    order_type: str,
+    limit_price: Any = None,
+    stop_price: Any = None,
+    time_in_force: str = TimeInForce.DAY,
+    expire_at: dt.datetime | None = None,
+    venue: str | None = None,
+    origin: str = Origin.API,
+    short_exempt_reason: str = "",
+) -> tuple[Order, bool]:
+    """Validate, persist, run compliance, route, and queue the NewOrderSingle.
+
+    Returns ``(order, created)``; a repeated ``client_order_id`` for the same account
+    returns the existing order with ``created=False`` and changes nothing. The account
+    is locked first: its limits and locates are consumed one order at a time."""
+    clean = submission_validate(
+        user=user,
+        client_order_id=client_order_id,
+        account_code=account,
+        symbol=symbol,
+        side=side,
+        quantity=quantity,
+        order_type=order_type,
+        limit_price=limit_price,
+        stop_price=stop_price,
+        time_in_force=time_in_force,
+        expire_at=expire_at,
+        venue_code=venue,
+        short_exempt_reason=short_exempt_reason,
+    )
+    actor = actor_name(user)
+    with transaction.atomic():
+        account_lock(account_id=clean["account"].pk)
+        try:
+            with transaction.atomic():
+                order = order_build(clean, user=user, origin=origin)
+                order.save()
+        except IntegrityError:
+            existing = Order.objects.filter(account=clean["account"], client_order_id=clean["client_order_id"]).first()
+            if existing is None:  # the constraint that fired was not idempotency
+                raise
+            return existing, False
+        order_audit(order, actor=actor, action="order.created", details={"origin": origin})
+
+        evaluation = compliance_engine.evaluate(order=order, stage="submit", user=user)
+        order_compliance_outcome(order, evaluation, actor=actor)
+    return order, True
+
+
+def order_compliance_outcome(order: Order, evaluation, *, actor: str) -> None:
+    """Block: reject. Warn: hold for an override. Pass: route."""
+    if evaluation.outcome == Outcome.BLOCK:
+        order.reject_reason = "; ".join(evaluation.visible_reasons) or "Blocked by compliance."
+        order.mark_rejected()
+        order.save()
+        order_audit(
+            order, actor=actor, action="order.compliance_rejected", details={"reasons": evaluation.visible_reasons}
+        )
+    elif evaluation.outcome == Outcome.WARN:
+        if order.status != S.HELD:
+            order.hold()
+            order.save()
+        order_audit(order, actor=actor, action="order.held", details={"reasons": evaluation.visible_reasons})
+    else:
+        order_route(order, actor=actor)
+
+
+def order_route(order: Order, *, actor: str) -> None:
+    """Choose the venue (unless the trader did) and queue the NewOrderSingle, or
+    reject: "no route", or a kill switch on the venue the router chose."""
+    security = order.security
+    venue = order.venue or routing_selectors.venue_choose(
+        asset_class=security.asset_class, symbol=security.symbol, currency=security.currency
+    )
+    refusal = None
+    if venue is None:
+        refusal = "no route"
+    elif (switch := compliance_selectors.kill_switch_active_for(scope="venue", target=venue.code)) is not None:
+        refusal = f"Kill switch on (venue {venue.code}): {switch.reason}"
+    if refusal is not None:
+        order.reject_reason = refusal
+        order.mark_rejected()
+        order.save()
+        order_audit(order, actor=actor, action="order.rejected", details={"reason": refusal})
+        return
+    order.venue = venue
+    order.cl_ord_id = cl_ord_id_next(order, first=True)
+    OrderRequest.objects.create(
+        order=order,
+        kind=OrderRequest.Kind.NEW,
+        cl_ord_id=order.cl_ord_id,
+        quantity=order.quantity,
+        limit_price=order.limit_price,
+        requested_by=order.created_by,
+    )
+    routing_services.outbox_message_enqueue(
+        venue=venue,
+        order_id=order.pk,
+        cl_ord_id=order.cl_ord_id,
+        msg_type=codec.MSG_NEW_ORDER_SINGLE,
+        fields=codec.new_order_single(
+            cl_ord_id=order.cl_ord_id,
+            account=order.account.code,
+            currency=security.currency,
+            transact_time=timezone.now(),
+            **order_terms(order),
+        ),
+    )
+    order.send()
+    order.save()
+    order_audit(order, actor=actor, action="order.routed", details={"venue": venue.code, "cl_ord_id": order.cl_ord_id})
+
+
+def order_check(
+    *,
+    user,
+    account: str,
+    symbol: str,
+    side: str,
+    quantity: int,
+    order_type: str,
+    limit_price: Any = None,
+    stop_price: Any = None,
+    time_in_force: str = TimeInForce.DAY,
+    expire_at: dt.datetime | None = None,
+    venue: str | None = None,
+    short_exempt_reason: str = "",
+    client_order_id: str | None = None,
+):
+    """What-if: validate a prospective order and run every compliance rule on it,
+    writing nothing (no order, no result, no locate, no review item, no audit)."""
+    clean = submission_validate(
+        user=user,
+        client_order_id=client_order_id or "what-if",
+        account_code=account,
+        symbol=symbol,
+        side=side,
+        quantity=quantity,
+        order_type=order_type,
+        limit_price=limit_price,
+        stop_price=stop_price,
+        time_in_force=time_in_force,
+        expire_at=expire_at,
+        venue_code=venue,
+        short_exempt_reason=short_exempt_reason,
+    )
+    prospective = order_build(clean, user=user, origin=Origin.API)
+    return compliance_engine.evaluate(order=prospective, stage="check", user=user, dry_run=True)
