@@ -4,12 +4,10 @@ audited with who, before and after). Nothing here is ever deleted: holds are rel
 
 from __future__ import annotations
 
-from django.contrib import admin, messages
-
-from oms_site.admin import ReadOnlyAdmin, timestamp_filter
-from oms_site.errors import ApplicationError
+from django.contrib import admin
 
 from . import retention
+from .admin_base import KeptAdmin, ReadOnlyAdmin, timestamp_filter
 from .models import AuditEvent, LegalHold, RetentionPolicy
 
 
@@ -19,28 +17,6 @@ class AuditEventAdmin(ReadOnlyAdmin):
     list_filter = ["action", "object_type"]
     search_fields = ["object_id", "actor", "action"]
     date_hierarchy = "occurred_at"
-
-
-class KeptAdmin(admin.ModelAdmin):
-    """Never deleted, from the change page or the bulk action."""
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
-
-    def _through_service(self, request, call) -> bool:
-        try:
-            call()
-        except ApplicationError as exc:
-            details = exc.details if isinstance(exc.details, dict) else {}
-            extra = "; ".join(f"{k}: {' '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in details.items())
-            self.message_user(request, f"{exc.message} {extra}".strip(), messages.ERROR)
-            return False
-        return True
 
 
 @admin.register(RetentionPolicy)
@@ -104,11 +80,10 @@ class LegalHoldAdmin(KeptAdmin):
 
     @admin.action(description="Release selected holds now", permissions=["change"])
     def release_holds(self, request, queryset):
-        done = sum(
-            self._through_service(
-                request, lambda hold=hold: retention.legal_hold_release(user=request.user, hold_id=hold.pk)
-            )
-            for hold in queryset.filter(released_at__isnull=True)
+        self._each(
+            request,
+            queryset.filter(released_at__isnull=True),
+            "Legal hold",
+            lambda hold: retention.legal_hold_release(user=request.user, hold_id=hold.pk),
+            done=lambda n: f"Released {n} hold{'' if n == 1 else 's'}.",
         )
-        if done:
-            self.message_user(request, f"Released {done} hold{'' if done == 1 else 's'}.", messages.SUCCESS)

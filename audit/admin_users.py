@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import router, transaction
 
-from oms_site.admin import AuditedModelAdmin
+from .admin_base import AuditedModelAdmin
 
 User = get_user_model()
 

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
+from audit.admin_base import AuditedModelAdmin, ReadOnlyAdmin, ReadOnlyInline
 from compliance.models import ComplianceResult
-from oms_site.admin import AuditedModelAdmin, ReadOnlyAdmin, ReadOnlyInline
 
 from .models import Account, Execution, Order, OrderFlag, OrderRequest, Position, Security
 

@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 
+from audit.admin_base import AuditedModelAdmin, ReadOnlyAdmin
 from audit.services import actor_name
-from oms_site.admin import AuditedModelAdmin, ReadOnlyAdmin
 
 from . import services
 from .models import FixMessageLog, InboundMessage, OutboundMessage, Venue, VenueSession

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import DateTimeField, ExpressionWrapper, F, Q
 from django.db.models.functions import Now
+from django.utils import timezone
 
+from audit.reference import reference_save
 from audit.services import audit_event_record
 
 from .models import FixMessageLog, InboundMessage, OutboundMessage, Venue, VenueSession
@@ -25,10 +28,6 @@ logger = logging.getLogger(__name__)
 class LeaseLost(Exception):
     """This worker no longer holds the venue's lease (expired, or taken over): it must
     stop sending at once."""
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def lease_extension(seconds: float):
@@ -133,9 +132,9 @@ def session_status_set(
 ) -> None:
     values: dict[str, Any] = {"status": status}
     if logon:
-        values["last_logon_at"] = _now()
+        values["last_logon_at"] = timezone.now()
     if error:
-        values.update(last_error=error[:2000], last_error_at=_now())
+        values.update(last_error=error[:2000], last_error_at=timezone.now())
     VenueSession.objects.filter(venue_id=venue_id, holder=holder, fencing_token=token).update(**values)
 
 
@@ -144,7 +143,7 @@ def session_error_record(*, venue_id: int, holder: str, token: int | None, error
     qs = VenueSession.objects.filter(venue_id=venue_id, holder=holder)
     if token is not None:
         qs = qs.filter(fencing_token=token)
-    qs.update(last_error=error[:2000], last_error_at=_now(), status=VenueSession.Status.DISCONNECTED)
+    qs.update(last_error=error[:2000], last_error_at=timezone.now(), status=VenueSession.Status.DISCONNECTED)
 
 
 def session_fatal_mark(*, venue_id: int, holder: str, token: int, reason: str) -> None:
@@ -155,7 +154,7 @@ def session_fatal_mark(*, venue_id: int, holder: str, token: int, reason: str) -
         session.fatal = True
         session.status = VenueSession.Status.DISCONNECTED
         session.last_error = reason[:2000]
-        session.last_error_at = _now()
+        session.last_error_at = timezone.now()
         session.save(update_fields=["fatal", "status", "last_error", "last_error_at", "updated_at"])
         audit_event_record(
             actor=f"system:fix-host:{holder}",
@@ -190,7 +189,7 @@ def session_action_request(
         session.requested_sender_seq = sender_seq if action == VenueSession.Action.SET_SEQUENCE else None
         session.requested_target_seq = target_seq if action == VenueSession.Action.SET_SEQUENCE else None
         session.requested_by = actor
-        session.requested_at = _now()
+        session.requested_at = timezone.now()
         if action == VenueSession.Action.RECONNECT:
             session.fatal = False
             session.stopped = False
@@ -277,7 +276,7 @@ def session_reject_record(*, venue_id: int, msg_type: str, fields: list[tuple[in
 # ----------------------------------------------------------------------------- inbox
 def inbox_mark_applied(*, message: InboundMessage, outcome: str) -> None:
     """Inside the caller's transaction, together with the message's effect."""
-    InboundMessage.objects.filter(pk=message.pk).update(applied_at=_now(), outcome=outcome[:20], error="")
+    InboundMessage.objects.filter(pk=message.pk).update(applied_at=timezone.now(), outcome=outcome[:20], error="")
 
 
 def inbox_mark_failed(*, message: InboundMessage, error: str) -> None:
@@ -329,37 +328,33 @@ VENUE_CONFIG_FIELDS = (
 )
 
 
-def venue_configure(*, code: str, actor: str, **values: Any) -> tuple[Venue, bool]:
-    """Create or update a venue's connection settings (validated, audited)."""
-    from django.core.exceptions import ValidationError
+def venue_save(
+    *, code: str, values: Mapping[str, Any], actor: str, via: str, new_defaults: Mapping[str, Any] | None = None
+) -> tuple[Venue, bool]:
+    """Create the venue ``code`` or change the given fields of it; returns (venue,
+    created). The write path for venues outside the admin (``configure_venue``,
+    ``seed_demo``): locked, validated, audited as "venue.created" / "venue.changed" with
+    the same snapshots as an edit in the admin, ``via`` saying where it came from.
+    Changing nothing writes nothing."""
+    return reference_save(
+        model=Venue, key_field="code", key=code, values=values, new_defaults=new_defaults, actor=actor, via=via
+    )
 
+
+def venue_configure(*, code: str, actor: str, **values: Any) -> tuple[Venue, bool]:
+    """Create or update a venue's connection settings (the ``configure_venue``
+    command): only the settings given (not None) change; a new venue needs its address
+    and CompIDs and is named by its code."""
     unknown = set(values) - set(VENUE_CONFIG_FIELDS)
     if unknown:
         raise ValueError(f"unknown venue settings: {', '.join(sorted(unknown))}")
+    given = {field: value for field, value in values.items() if value is not None}
     with transaction.atomic():
-        venue = Venue.objects.select_for_update().filter(code=code).first()
-        created = venue is None
-        if created:
-            missing = [f for f in ("host", "port", "sender_comp_id", "target_comp_id") if values.get(f) is None]
+        if not Venue.objects.select_for_update().filter(code=code).exists():
+            missing = [f for f in ("host", "port", "sender_comp_id", "target_comp_id") if f not in given]
             if missing:
                 raise ValidationError({f: ["required for a new venue"] for f in missing})
-            venue = Venue(code=code, name=code)
-        before = None if created else {f: getattr(venue, f) for f in VENUE_CONFIG_FIELDS}
-        for field, value in values.items():
-            if value is not None:
-                setattr(venue, field, value)
-        venue.full_clean()
-        venue.save()
-        after = {f: getattr(venue, f) for f in VENUE_CONFIG_FIELDS}
-        audit_event_record(
-            actor=actor,
-            action="venue.created" if created else "venue.updated",
-            object_type="venue",
-            object_id=code,
-            before=before,
-            after=after,
-        )
-    return venue, created
+        return venue_save(code=code, values=given, new_defaults={"name": code}, actor=actor, via="command")
 
 
 def outbox_message_stamp(*, venue_id: int, holder: str, token: int, message_id: int, prepare) -> bytes | None:
@@ -385,7 +380,7 @@ def outbox_message_stamp(*, venue_id: int, holder: str, token: int, message_id: 
         seq, raw = prepare(message.msg_type, [(int(tag), str(value)) for tag, value in message.fields])
         message.state = OutboundMessage.State.SENT
         message.msg_seq_num = seq
-        message.sent_at = _now()
+        message.sent_at = timezone.now()
         message.save(update_fields=["state", "msg_seq_num", "sent_at"])
         return raw
 

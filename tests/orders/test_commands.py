@@ -46,7 +46,6 @@ def demo_state() -> dict:
         "groups": sorted(Group.objects.values_list("name", flat=True)),
         "memberships": sorted(User.groups.through.objects.values_list("user__username", "group__name")),
         "traders": sorted(Account.traders.through.objects.values_list("account__code", "user__username")),
-        "audit": AuditEvent.objects.count(),
     }
 
 
@@ -91,13 +90,36 @@ def test_seed_demo_creates_the_demo_world(demo_settings):
 def test_seed_demo_twice_is_idempotent(demo_settings):
     first_passwords = seed()
     first = demo_state()
+    last_event_id = AuditEvent.objects.latest("id").pk
 
     second_passwords = seed()
 
-    assert demo_state() == first  # same rows, and no new audit events
+    assert demo_state() == first  # same rows
+    # and the only new audit events are the reference prices stamped afresh (every write is audited)
+    again = AuditEvent.objects.filter(pk__gt=last_event_id)
+    assert {(e.action, e.actor, e.details["via"], tuple(e.details["changed_fields"])) for e in again} == {
+        ("security.changed", "system:seed_demo", "seed_demo", ("reference_price_at",))
+    }
+    assert again.count() == Security.objects.count()
     assert second_passwords == first_passwords
     for username, password in second_passwords.items():
         assert authenticate(username=username, password=password) is not None
+
+
+def test_seed_demo_audits_what_it_creates_as_the_admin_does(demo_settings):
+    seed()
+
+    def created(object_type, object_id):
+        (event,) = AuditEvent.objects.filter(object_type=object_type, object_id=object_id)
+        assert (event.action, event.actor, event.before) == (f"{object_type}.created", "system:seed_demo", None)
+        assert event.details == {"via": "seed_demo"}
+        return event.after
+
+    sim, acc1, aapl = created("venue", "SIM"), created("account", "ACC-1"), created("security", "AAPL")
+    assert set(sim) == {f.name for f in Venue._meta.concrete_fields} and sim["target_comp_id"] == "SIM"
+    assert set(acc1) == {"id", "code", "name", "active", "traders"} and acc1["traders"] == ["trader1"]
+    assert set(aapl) == {f.name for f in Security._meta.concrete_fields}
+    assert Decimal(aapl["reference_price"]) == Decimal("175.50")
 
 
 def test_seed_demo_restores_drifted_demo_data(demo_settings):
@@ -247,11 +269,21 @@ def test_load_securities_upserts_good_rows_and_reports_bad_ones(tmp_path, aapl):
     events = AuditEvent.objects.filter(object_type="security").order_by("id")
     assert [(e.action, e.object_id, e.actor) for e in events] == [
         ("security.created", "NEWCO", "system:load_securities"),
-        ("security.updated", "AAPL", "system:load_securities"),
+        ("security.changed", "AAPL", "system:load_securities"),
         ("security.created", "ETFX", "system:load_securities"),
     ]
     assert Decimal(events[1].before["reference_price"]) == Decimal("175.50")
     assert Decimal(events[1].after["reference_price"]) == Decimal("180.00")
+
+
+def test_load_securities_audits_as_the_admin_does(tmp_path, aapl):
+    load(write(tmp_path, "symbol,name,currency,reference_price\nAAPL,Apple Inc.,USD,180.00\nNEWCO,New Co,USD,1\n"))
+
+    changed, created = AuditEvent.objects.filter(object_type="security").order_by("id")
+    assert (changed.action, changed.details["via"]) == ("security.changed", "csv")
+    assert changed.details["changed_fields"] == ["reference_price", "reference_price_at"]
+    assert set(changed.before) == set(changed.after) == {f.name for f in Security._meta.concrete_fields}
+    assert (created.action, created.details, created.after["issuer"]) == ("security.created", {"via": "csv"}, "New Co")
 
 
 def test_load_securities_twice_updates_instead_of_duplicating(tmp_path):

@@ -442,6 +442,19 @@ def test_configure_venue_creates_and_updates_with_audit():
 
 
 @pytest.mark.django_db
+def test_configure_venue_audits_as_the_admin_does():
+    call_command("configure_venue", "BRKR", "--host=h", "--port=1", "--sender-comp-id=A", "--target-comp-id=B")
+    call_command("configure_venue", "BRKR", "--port=2")
+    call_command("configure_venue", "BRKR", "--port=2")  # nothing changes: nothing written
+
+    created, changed = AuditEvent.objects.filter(object_type="venue", object_id="BRKR").order_by("id")
+    assert (created.action, created.details, created.after["name"]) == ("venue.created", {"via": "command"}, "BRKR")
+    assert set(created.after) == {f.name for f in Venue._meta.concrete_fields}
+    assert changed.action == "venue.changed"
+    assert changed.details == {"via": "command", "changed_fields": ["port"]}
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     "args, message",
     [

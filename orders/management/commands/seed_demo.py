@@ -10,12 +10,13 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.db.models import Q
 
-from audit.services import audit_event_record
 from compliance.services import locate_add
-from orders.models import Account, AssetClass, Security
-from orders.selectors import API_CLIENT_GROUP, MIDDLE_OFFICE_GROUP, TRADER_GROUP
-from routing.models import Venue
+from oms_site.roles import API_CLIENT_GROUP, MIDDLE_OFFICE_GROUP, TRADER_GROUP
+from orders.models import AssetClass, Security
+from orders.services import account_save, security_save
+from routing.services import venue_save
 
 SECURITIES = [
     # symbol, name, issuer, asset class, reference price
@@ -45,6 +46,18 @@ SECURITIES = [
 
 ACCOUNTS = [("ACC-1", "Global Equity Fund"), ("ACC-2", "US Growth Fund"), ("ACC-3", "Income Fund")]
 
+PEOPLE = [
+    # username, group, accounts traded, is_staff, is_superuser
+    ("trader1", TRADER_GROUP, ["ACC-1", "ACC-2"], False, False),
+    ("trader2", TRADER_GROUP, ["ACC-3"], False, False),
+    ("mo1", MIDDLE_OFFICE_GROUP, [], True, False),
+    ("mo2", MIDDLE_OFFICE_GROUP, [], True, False),
+    ("admin", None, [], True, True),
+]
+
+ACTOR = "system:seed_demo"
+VIA = "seed_demo"
+
 
 class Command(BaseCommand):
     help = "Create or refresh the demo users, accounts, securities and venue SIM."
@@ -69,31 +82,43 @@ class Command(BaseCommand):
         }
 
         for symbol, name, issuer, asset_class, price in SECURITIES:
-            security, created = Security.objects.update_or_create(
-                symbol=symbol,
-                defaults={
-                    "name": name,
-                    "issuer": issuer,
-                    "asset_class": asset_class,
-                    "currency": "USD",
-                    "reference_price": Decimal(price),
-                    # Stamped at every seed: a reference older than the firm's maximum
-                    # age blocks orders (fail closed), and the demo runs on fresh ones.
-                    "reference_price_at": dt.datetime.now(dt.UTC),
-                    "active": True,
-                },
-            )
-            if created:
-                audit_event_record(
-                    actor="system:seed_demo",
-                    action="security.created",
-                    object_type="security",
-                    object_id=symbol,
-                    after={"name": name, "reference_price": price},
-                )
+            values = {
+                "name": name,
+                "issuer": issuer,
+                "asset_class": asset_class,
+                "currency": "USD",
+                "reference_price": Decimal(price),
+                # Stamped at every seed: a reference older than the firm's maximum
+                # age blocks orders (fail closed), and the demo runs on fresh ones.
+                "reference_price_at": dt.datetime.now(dt.UTC),
+                "active": True,
+            }
+            security_save(symbol=symbol, values=values, actor=ACTOR, via=VIA)
+
+        printed = []
+        for username, group, account_codes, is_staff, is_superuser in PEOPLE:
+            user, _ = User.objects.get_or_create(username=username)
+            password = os.environ.get("OMS_DEMO_PASSWORD") or f"{username}-demo-pass"
+            user.set_password(password)
+            user.is_staff = is_staff
+            user.is_superuser = is_superuser
+            user.email = user.email or f"{username}@example.com"
+            user.save()
+            if group:
+                user.groups.add(groups[group])
+            role = group or "superuser"
+            if account_codes:
+                role += " (" + ", ".join(account_codes) + ")"
+            printed.append((username, password, role))
+
         accounts = {}
         for code, name in ACCOUNTS:
-            accounts[code] = Account.objects.update_or_create(code=code, defaults={"name": name, "active": True})[0]
+            # The demo traders are added; whoever else trades the account keeps it.
+            demo_traders = [username for username, _, codes, _, _ in PEOPLE if code in codes]
+            traders = User.objects.filter(Q(trading_accounts__code=code) | Q(username__in=demo_traders)).distinct()
+            accounts[code], _ = account_save(
+                code=code, values={"name": name, "active": True}, traders=traders, actor=ACTOR, via=VIA
+            )
         # A borrow located for today, so a SELL_SHORT can be demonstrated (Reg SHO).
         today = dt.datetime.now(dt.UTC).date()
         locate_add(
@@ -105,40 +130,13 @@ class Command(BaseCommand):
             quantity=5000,
             expires_at=dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC),
         )
-        venue, _ = Venue.objects.update_or_create(
-            code="SIM",
-            defaults={
-                "name": "Venue simulator",
-                "host": os.environ.get("SIM_HOST", "127.0.0.1"),
-                "port": int(os.environ.get("SIM_PORT", "9878")),
-                "sender_comp_id": "OMS",
-                "target_comp_id": "SIM",
-                "enabled": True,
-            },
-        )
-
-        people = [
-            ("trader1", TRADER_GROUP, ["ACC-1", "ACC-2"], False, False),
-            ("trader2", TRADER_GROUP, ["ACC-3"], False, False),
-            ("mo1", MIDDLE_OFFICE_GROUP, [], True, False),
-            ("mo2", MIDDLE_OFFICE_GROUP, [], True, False),
-            ("admin", None, [], True, True),
-        ]
-        printed = []
-        for username, group, account_codes, is_staff, is_superuser in people:
-            user, _ = User.objects.get_or_create(username=username)
-            password = os.environ.get("OMS_DEMO_PASSWORD") or f"{username}-demo-pass"
-            user.set_password(password)
-            user.is_staff = is_staff
-            user.is_superuser = is_superuser
-            user.email = user.email or f"{username}@example.com"
-            user.save()
-            if group:
-                user.groups.add(groups[group])
-            for code in account_codes:
-                accounts[code].traders.add(user)
-            role = group or "superuser"
-            if account_codes:
-                role += " (" + ", ".join(account_codes) + ")"
-            printed.append((username, password, role))
+        venue_values = {
+            "name": "Venue simulator",
+            "host": os.environ.get("SIM_HOST", "127.0.0.1"),
+            "port": int(os.environ.get("SIM_PORT", "9878")),
+            "sender_comp_id": "OMS",
+            "target_comp_id": "SIM",
+            "enabled": True,
+        }
+        venue_save(code="SIM", values=venue_values, actor=ACTOR, via=VIA)
         return printed

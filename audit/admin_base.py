@@ -1,18 +1,59 @@
-"""Admin building blocks shared by every app."""
+"""Admin building blocks shared by every app: read-only and never-deleted bases, the
+audited reference-data admin, and a yes/no filter on a timestamp. They live in
+``audit`` because the reference-data admin records through ``audit.services``; this
+module imports no domain app."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from django.contrib import admin
-from django.contrib.auth.models import Permission
+from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import Model
 
-from audit.services import actor_name, audit_event_record
+from oms_site.errors import ApplicationError
+
+from .reference import reference_change_record, reference_snapshot
+from .services import actor_name, audit_event_record
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+def application_error_text(exc: ApplicationError) -> str:
+    """An application error as one line: the message and its field details."""
+    details = exc.details if isinstance(exc.details, dict) else {}
+    parts = []
+    for key, value in details.items():
+        text = " ".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
+        parts.append(text if key == "non_field_errors" else f"{key}: {text}")
+    return f"{exc.message} {'; '.join(parts)}".strip() if parts else exc.message
+
+
+class KeptAdmin(admin.ModelAdmin):
+    """Records that are never deleted, from the change page or the bulk action (the
+    "delete selected" action needs the delete permission): entries end, holds and
+    switches are released, requests are decided."""
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def _each(self, request, queryset, label: str, call, *, done: Callable[[int], str]) -> int:
+        """Run ``call(obj)`` (a service) for every selected row; a refusal is reported
+        for that row and the others still go ahead. ``done(n)`` is the success message
+        when any succeeded. Returns how many succeeded."""
+        succeeded = 0
+        for obj in queryset:
+            try:
+                call(obj)
+            except ApplicationError as exc:
+                self.message_user(request, f"{label} #{obj.pk}: {application_error_text(exc)}", messages.ERROR)
+            else:
+                succeeded += 1
+        if succeeded:
+            self.message_user(request, done(succeeded), messages.SUCCESS)
+        return succeeded
+
+
+class ReadOnlyAdmin(KeptAdmin):
     """Records that change only through services (orders, executions, FIX messages,
     audit events, compliance results): the admin shows them and never edits them."""
 
@@ -20,9 +61,6 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
         return False
 
 
@@ -41,34 +79,12 @@ class ReadOnlyInline(admin.TabularInline):
 
 
 # ------------------------------------------------------------- audited reference data
-def _related_name(obj: Model) -> str:
-    """A many-to-many member as the audit trail names it: a permission as
-    ``app_label.codename`` (the has_perm form), anything else by its str()."""
-    if isinstance(obj, Permission):
-        return f"{obj.content_type.app_label}.{obj.codename}"
-    return str(obj)
-
-
-def reference_snapshot(obj: Model, *, secret_fields: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Every concrete field (foreign keys as ids) and every many-to-many as a sorted list
-    of names; ``secret_fields`` (password hashes) never appear."""
-    snapshot: dict[str, Any] = {}
-    for field in obj._meta.concrete_fields:
-        if field.name not in secret_fields:
-            snapshot[field.name] = field.value_from_object(obj)
-    if obj.pk is not None:
-        for field in obj._meta.many_to_many:
-            related = getattr(obj, field.name).all()
-            if field.related_model is Permission:
-                related = related.select_related("content_type")
-            snapshot[field.name] = sorted(_related_name(member) for member in related)
-    return snapshot
-
-
 class AuditedModelAdmin(admin.ModelAdmin):
     """Reference data edited in the admin (venues, accounts, securities, users, groups):
     every add, change and delete writes an audit event with who, before and after, in
-    the admin's own transaction (``changeform_view`` and ``delete_view`` are atomic).
+    the admin's own transaction (``changeform_view`` and ``delete_view`` are atomic) —
+    the event ``audit.reference.reference_change_record`` writes for the apps' services
+    (``venue_save``, ``security_save``, ``account_save``), with ``via`` "admin".
 
     ``before`` is read from the database row (locked) before the form's values are
     saved; the event is written in ``save_related``, after the many-to-many fields
@@ -86,6 +102,9 @@ class AuditedModelAdmin(admin.ModelAdmin):
     def _audit_key(self, obj: Model) -> Any:
         return getattr(obj, self.audit_key_field)
 
+    def _audit_snapshot(self, obj: Model) -> dict[str, Any]:
+        return reference_snapshot(obj, secret_fields=self.audit_secret_fields)
+
     def _audit_secrets(self, obj: Model | None) -> dict[str, Any]:
         if obj is None:
             return {name: "" for name in self.audit_secret_fields}
@@ -100,6 +119,7 @@ class AuditedModelAdmin(admin.ModelAdmin):
     def audit_record(
         self, request, *, action: str, object_id: Any, before: dict | None, after: dict | None, details: dict
     ) -> None:
+        """An event other than a created/changed/deleted row (a password change)."""
         audit_event_record(
             actor=actor_name(request.user),
             action=f"{self._audit_type()}.{action}",
@@ -110,10 +130,21 @@ class AuditedModelAdmin(admin.ModelAdmin):
             details=details,
         )
 
+    def _audit_change_record(self, request, *, key: Any, before: dict | None, after: dict | None, details=None):
+        reference_change_record(
+            actor=actor_name(request.user),
+            object_type=self._audit_type(),
+            object_id=key,
+            before=before,
+            after=after,
+            via="admin",
+            details=details,
+        )
+
     # ---------------------------------------------------------------- add, change
     def save_model(self, request, obj, form, change):
         stored = self.audit_stored(obj) if change else None
-        form._audit_before = reference_snapshot(stored, secret_fields=self.audit_secret_fields) if stored else None
+        form._audit_before = self._audit_snapshot(stored) if stored else None
         form._audit_secrets = self._audit_secrets(stored)
         super().save_model(request, obj, form, change)
 
@@ -121,41 +152,31 @@ class AuditedModelAdmin(admin.ModelAdmin):
         super().save_related(request, form, formsets, change)
         # Read back as stored, so before and after render alike (a Decimal's places).
         obj = self.model._default_manager.get(pk=form.instance.pk)
-        before = getattr(form, "_audit_before", None)
-        after = reference_snapshot(obj, secret_fields=self.audit_secret_fields)
-        details: dict[str, Any] = {"via": "admin"}
-        if before is not None:
-            details["changed_fields"] = sorted(k for k in after if before.get(k) != after[k])
         secrets_before = getattr(form, "_audit_secrets", None) or self._audit_secrets(None)
-        for name, value in self._audit_secrets(obj).items():
-            details[f"{name}_changed"] = value != secrets_before.get(name, "")
-        self.audit_record(
+        self._audit_change_record(
             request,
-            action="changed" if change else "created",
-            object_id=self._audit_key(obj),
-            before=before,
-            after=after,
-            details=details,
+            key=self._audit_key(obj),
+            before=getattr(form, "_audit_before", None),
+            after=self._audit_snapshot(obj),
+            details={
+                f"{name}_changed": value != secrets_before.get(name, "")
+                for name, value in self._audit_secrets(obj).items()
+            },
         )
 
     # --------------------------------------------------------------------- delete
     def delete_model(self, request, obj):
-        key, before = self._audit_key(obj), reference_snapshot(obj, secret_fields=self.audit_secret_fields)
+        key, before = self._audit_key(obj), self._audit_snapshot(obj)
         super().delete_model(request, obj)
-        self.audit_record(request, action="deleted", object_id=key, before=before, after=None, details={"via": "admin"})
+        self._audit_change_record(request, key=key, before=before, after=None)
 
     def delete_queryset(self, request, queryset):
         # The "delete selected" action runs outside the admin's atomic views.
         with transaction.atomic(using=queryset.db):
-            befores = [
-                (self._audit_key(obj), reference_snapshot(obj, secret_fields=self.audit_secret_fields))
-                for obj in queryset
-            ]
+            befores = [(self._audit_key(obj), self._audit_snapshot(obj)) for obj in queryset]
             super().delete_queryset(request, queryset)
             for key, before in befores:
-                self.audit_record(
-                    request, action="deleted", object_id=key, before=before, after=None, details={"via": "admin"}
-                )
+                self._audit_change_record(request, key=key, before=before, after=None)
 
 
 def timestamp_filter(
