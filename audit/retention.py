@@ -15,6 +15,7 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.forms.models import model_to_dict
+from django.utils import timezone
 
 from oms_site.errors import InvalidInput, NotFound, NotPermitted
 
@@ -29,10 +30,6 @@ from .models import (
     RetentionPolicy,
 )
 from .services import SEAL_LOCK, actor_name, audit_event_record
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def _snapshot(instance) -> dict[str, Any]:
@@ -77,7 +74,7 @@ def retention_policy_set(*, user, record_type: str, years: int, note: str = "") 
             before = _snapshot(policy)
         policy.years, policy.note = years, note or ""
         policy.updated_by = user if getattr(user, "is_authenticated", False) else None
-        policy.updated_at = _now()
+        policy.updated_at = timezone.now()
         policy.save()
         _audit(user, f"retentionpolicy.{'created' if before is None else 'changed'}", policy, before=before)
     return policy
@@ -119,7 +116,7 @@ def legal_hold_place(*, user, object_type: str, object_id: Any = "", reason: str
             object_id=object_id,
             reason=reason.strip(),
             placed_by=user if getattr(user, "is_authenticated", False) else None,
-            placed_at=_now(),
+            placed_at=timezone.now(),
         )
         _audit(user, "legalhold.placed", hold)
     return hold
@@ -155,7 +152,7 @@ def legal_hold_release(*, user, hold_id: int) -> LegalHold:
         if not hold.active:
             return hold
         before = _snapshot(hold)
-        hold.released_at = _now()
+        hold.released_at = timezone.now()
         hold.released_by = user if getattr(user, "is_authenticated", False) else None
         hold.save()
         _audit(user, "legalhold.released", hold, before=before)
@@ -220,7 +217,7 @@ def audit_purge(
     ``oms.audit_purge``), the anchor the rest of the chain verifies from, and an
     ``audit.purged`` event. The prefix is re-verified first; a broken link refuses the
     whole purge (PurgeRefused) so no evidence of tampering is removed."""
-    now = now or _now()
+    now = now or timezone.now()
     result = PurgeResult(dry_run=dry_run)
     with transaction.atomic():
         if connection.vendor == "postgresql":

@@ -1,4 +1,4 @@
-"""The background sealer hosted by Celery workers (oms_site.celery.AuditSealing)."""
+"""The background sealer hosted by Celery workers (the bootstep audit.worker.AuditSealing)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Hosting FIX sessions in Celery workers (DESIGN §7).
 
 A FIX session is not a Celery task (Celery redelivers long tasks): each worker process
-runs a ``SessionHost`` beside its consumer (a bootstep, ``oms_site.celery``). The host
+runs a ``SessionHost`` beside its consumer (a bootstep, ``routing.worker``). The host
 starts one thread per enabled venue; the thread contends for the venue's lease and,
 while it holds it, connects, logs on and runs the session: reads the socket, ticks the
 timers, drains the venue's outbox, renews the lease, and carries out operator requests.
@@ -30,6 +30,8 @@ import weakref
 
 from django.conf import settings
 from django.db import close_old_connections, connection
+
+from oms_site.celery import app as celery_app
 
 from . import selectors, services
 from .fix.framing import Framer
@@ -75,10 +77,8 @@ def _setting(name: str, default: float) -> float:
 def enqueue(task_name: str, **kwargs) -> None:
     """Enqueue a task by name (eager in tests when CELERY_TASK_ALWAYS_EAGER). A failure
     to enqueue loses nothing: the inbox sweep finds what was not applied."""
-    from oms_site.celery import app
-
     try:
-        app.signature(task_name, kwargs=kwargs).apply_async()
+        celery_app.signature(task_name, kwargs=kwargs).apply_async()
     except Exception:
         logger.exception("could not enqueue %s %s", task_name, kwargs)
 
@@ -111,9 +111,7 @@ class _Dispatcher:
         return self
 
     def submit(self, task_name: str, **kwargs) -> None:
-        from oms_site.celery import app
-
-        if app.conf.task_always_eager:
+        if celery_app.conf.task_always_eager:
             enqueue(task_name, **kwargs)  # runs the task here and now: no broker to wait on
             return
         with self._cond:
@@ -551,9 +549,7 @@ class SessionHost:
         self.dispatcher = _Dispatcher(f"fix-enqueue-{self.holder_id}")
 
     def start(self) -> SessionHost:
-        from oms_site.celery import app
-
-        app.loader.import_default_modules()  # register tasks so eager mode finds them
+        celery_app.loader.import_default_modules()  # register tasks so eager mode finds them
         self.dispatcher.start()
         self._thread = threading.Thread(target=self._run, name=f"fix-host-{self.holder_id}", daemon=True)
         self._thread.start()

@@ -21,7 +21,6 @@ lock: the session layer is not thread-safe, and a simulator does not need more.
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import heapq
 import itertools
 import logging
@@ -34,6 +33,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+
+from django.utils import timezone
 
 from .fix import codec
 from .fix.framing import Framer
@@ -90,10 +91,6 @@ def fix_text(raw: bytes) -> str:
 
 def _split_messages(data: bytes) -> list[bytes]:
     return [part for part in re.split(rb"(?<=\x01)(?=8=FIX)", data) if part]
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 # --------------------------------------------------------------------------- order book
@@ -362,7 +359,7 @@ class SimulatorServer:
         self._orders: dict[str, SimOrder] = {}  # by OrderID, in arrival order
         self._by_cl_ord_id: dict[tuple[tuple[str, str], str], SimOrder] = {}
         self._used_cl_ord_ids: set[tuple[tuple[str, str], str]] = set()
-        self._run_id = _utcnow().strftime("%H%M%S") + secrets.token_hex(2).upper()
+        self._run_id = timezone.now().strftime("%H%M%S") + secrets.token_hex(2).upper()
         self._order_ids = itertools.count(1)
         self._exec_ids = itertools.count(1)
         self._fill_tokens = itertools.count(1)
@@ -985,7 +982,7 @@ class SimulatorServer:
             (151, "0"),
             (14, "0"),
             (6, "0"),
-            (60, codec.utc_timestamp(_utcnow())),
+            (60, codec.utc_timestamp(timezone.now())),
             *extra,
             (58, f"Unknown order {tags[11]}"),
         ]
@@ -1030,7 +1027,7 @@ class SimulatorServer:
             (151, str(order.leaves_qty)),
             (14, str(order.cum_qty)),
             (6, codec.fix_price(order.avg_px)),
-            (60, codec.utc_timestamp(_utcnow())),
+            (60, codec.utc_timestamp(timezone.now())),
         ]
         if text:
             body.append((58, text[:200]))
@@ -1059,7 +1056,7 @@ class SimulatorServer:
         body += [
             (434, response_to),
             (102, str(reason)),
-            (60, codec.utc_timestamp(_utcnow())),
+            (60, codec.utc_timestamp(timezone.now())),
             (58, text[:200]),
         ]
         self._send(key, "9", body)

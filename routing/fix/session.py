@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import simplefix
+from django.utils import timezone
 
 from . import codec
 from .framing import Frame, Framer
@@ -154,10 +155,6 @@ REJ_INVALID_MSG_TYPE = 11
 REJ_OTHER = 99
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 def fields_of(message: simplefix.FixMessage) -> list[tuple[int, str]]:
     return [(int(tag), value.decode("latin-1")) for tag, value in message.pairs]
 
@@ -249,7 +246,7 @@ class FixSession:
     def encode(
         self, msg_type: str, body: list[tuple[int, str]] | list[list], seq: int, *, sending_time=None, poss_dup_of=None
     ) -> bytes:
-        sending_time = sending_time or _now()
+        sending_time = sending_time or timezone.now()
         msg = self._header(msg_type, seq, sending_time)
         if poss_dup_of is not None:
             msg.append_pair(43, "Y", header=True)
@@ -570,7 +567,7 @@ class FixSession:
             self._send_gap_fill(gap_start, end + 1, now)
 
     def _send_gap_fill(self, seq: int, new_seq: int, now: float) -> None:
-        raw = self.encode("4", [(123, "Y"), (36, str(new_seq))], seq, poss_dup_of=codec.utc_timestamp(_now()))
+        raw = self.encode("4", [(123, "Y"), (36, str(new_seq))], seq, poss_dup_of=codec.utc_timestamp(timezone.now()))
         self._write(raw, now)
 
     def _resend(self, seq: int, original: bytes, now: float) -> None:
@@ -643,5 +640,5 @@ def _heartbeat_placeholder(config: SessionConfig, seq: int) -> simplefix.FixMess
     msg.append_pair(49, config.target_comp_id, header=True)
     msg.append_pair(56, config.sender_comp_id, header=True)
     msg.append_pair(34, seq, header=True)
-    msg.append_pair(52, codec.utc_timestamp(_now()), header=True)
+    msg.append_pair(52, codec.utc_timestamp(timezone.now()), header=True)
     return msg
