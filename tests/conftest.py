@@ -3,16 +3,20 @@ outsider), reference data, and helpers to feed execution reports."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 from decimal import Decimal
+from pathlib import Path
 
+import psycopg
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db.backends.signals import connection_created
 from rest_framework.test import APIClient
 
+from compliance.models import RuleSetting
 from orders.models import Account, Order, Security
 from orders.selectors import API_CLIENT_GROUP, MIDDLE_OFFICE_GROUP, TRADER_GROUP
 from orders.services import execution_report_apply, order_submit
@@ -22,11 +26,65 @@ from .factories import AccountFactory, SecurityFactory, UserFactory
 
 IS_POSTGRES = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
 
-# Each test run gets its own test database, so runs on one machine (a developer's and
-# CI's, or parallel runs) never drop each other's database.
+# One test database per checkout, under a name that stays the same from run to run so
+# that ``pytest --reuse-db`` can keep it: two checkouts on one PostgreSQL (a developer's
+# and CI's fresh clone) never share, nor drop, each other's. OMS_TEST_DB_SUFFIX names
+# another one. Runs in one checkout at the same time take turns at the name: the first
+# holds it, the others take one of their own (django_db_modify_db_settings).
 if IS_POSTGRES:
-    _test = settings.DATABASES["default"].setdefault("TEST", {})
-    _test["NAME"] = f"test_{settings.DATABASES['default']['NAME']}_{os.getpid()}"
+    _checkout = hashlib.sha1(str(Path(__file__).resolve().parent.parent).encode()).hexdigest()[:8]
+    _test_name = f"test_{settings.DATABASES['default']['NAME']}_{_checkout}"
+    if os.environ.get("OMS_TEST_DB_SUFFIX"):
+        _test_name += f"_{os.environ['OMS_TEST_DB_SUFFIX']}"
+    settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = _test_name
+
+
+def _claim_database_name(name: str) -> tuple[bool, psycopg.Connection | None]:
+    """Claim ``name`` for this run: an advisory lock, held while the returned connection
+    is open. (False, None) if another run holds it; an unreachable server counts as
+    claimed (setting the test database up reports what is wrong)."""
+    db = settings.DATABASES["default"]
+    key = int.from_bytes(hashlib.sha1(name.encode()).digest()[:8], "big", signed=True)
+    try:
+        conn = psycopg.connect(
+            dbname="postgres",
+            host=db.get("HOST") or None,
+            port=db.get("PORT") or None,
+            user=db.get("USER") or None,
+            password=db.get("PASSWORD") or None,
+            connect_timeout=5,
+            autocommit=True,
+        )
+    except psycopg.Error:
+        return True, None
+    if conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
+        return True, conn
+    conn.close()
+    return False, None
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings):
+    """Yields whether this run has a database of its own (its checkout's is in use by a
+    concurrent run, which setting it up would drop)."""
+    if not IS_POSTGRES:
+        yield False
+        return
+    test = settings.DATABASES["default"]["TEST"]
+    claimed, claim = _claim_database_name(test["NAME"])
+    if not claimed:
+        test["NAME"] = f"{test['NAME']}_{os.getpid()}"
+    try:
+        yield not claimed
+    finally:  # after the databases are torn down (django_db_setup depends on this fixture)
+        if claim is not None:
+            claim.close()
+
+
+@pytest.fixture(scope="session")
+def django_db_keepdb(django_db_keepdb, django_db_modify_db_settings):
+    # --reuse-db keeps the checkout's database, never a per-run one: nothing would reuse it.
+    return django_db_keepdb and not django_db_modify_db_settings
 
 
 def _audit_truncate_allowed(sender, connection, **kwargs):
@@ -44,6 +102,10 @@ def pytest_configure(config):
     # CI must exercise row locks and concurrency for real.
     if os.environ.get("CI") == "true" and not IS_POSTGRES:
         raise pytest.UsageError("CI runs the tests on PostgreSQL: set DATABASE_URL to a postgres:// URL")
+    # Every persona has a password, and the production hasher (PBKDF2) is slow on
+    # purpose. Only this process: the OMS that the browser tests start keeps the
+    # production hashers and seeds its own users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def pytest_collection_modifyitems(config, items):
@@ -77,8 +139,6 @@ def compliance_quiet_for_lifecycle(request) -> None:
         if database is None:
             return
         request.getfixturevalue(database)  # set the test database up before touching it
-    from compliance.models import RuleSetting
-
     RuleSetting.objects.filter(scope="firm", rule__in=LIFECYCLE_QUIET_RULES).update(enabled=False)
 
 
