@@ -274,9 +274,15 @@ def session_reject_record(*, venue_id: int, msg_type: str, fields: list[tuple[in
 
 
 # ----------------------------------------------------------------------------- inbox
-def inbox_mark_applied(*, message: InboundMessage, outcome: str) -> None:
-    """Inside the caller's transaction, together with the message's effect."""
-    InboundMessage.objects.filter(pk=message.pk).update(applied_at=timezone.now(), outcome=outcome[:20], error="")
+def inbox_messages_mark_applied(*, outcomes: Mapping[int, str]) -> None:
+    """Messages (id -> outcome) marked applied inside the caller's transaction, together
+    with their effects: one UPDATE per distinct outcome."""
+    by_outcome: dict[str, list[int]] = {}
+    for message_id, outcome in outcomes.items():
+        by_outcome.setdefault(outcome[:20], []).append(message_id)
+    now = timezone.now()
+    for outcome, message_ids in by_outcome.items():
+        InboundMessage.objects.filter(pk__in=message_ids).update(applied_at=now, outcome=outcome, error="")
 
 
 def inbox_mark_failed(*, message: InboundMessage, error: str) -> None:

@@ -5,6 +5,8 @@ request for every order still working there)."""
 from __future__ import annotations
 
 import logging
+import time
+from typing import Any
 
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
@@ -17,23 +19,29 @@ from routing.fix import codec
 from routing.models import Venue
 
 from ..models import LIVE_STATUSES, Order, OrderFlag
-from .execution_reports import execution_report_apply, order_flag, order_id_for_report
+from .execution_reports import ReportBatch, execution_report_apply, order_flag, order_id_for_report, report_validate
+from .report_batch import Report
 
 logger = logging.getLogger(__name__)
 
-INBOX_BATCH = 100
+INBOX_BATCH = 500
+# No applying transaction stays open much longer than this (DESIGN §4.4): a batch
+# stops taking messages once it has spent it, writes, commits, and the next begins.
+INBOX_TIME_BUDGET = 0.15
 
 
-def inbox_apply(*, venue_code: str, batch_size: int = INBOX_BATCH) -> int:
+def inbox_apply(*, venue_code: str, batch_size: int = INBOX_BATCH, time_budget: float = INBOX_TIME_BUDGET) -> int:
     """Apply the venue's inbox: every stored, not yet applied inbound message, in the
     order the venue sent it (MsgSeqNum within its sequence generation).
 
     Workers are serialised per venue (an advisory lock held for the batch), so
     whichever task gets the lock applies everything and the others find nothing left.
-    Each message is marked applied in the same transaction as its effect; one that
-    fails is marked with its error and flagged (never lost) and the rest go on.
-    Batches of ``batch_size`` messages commit one by one. Returns how many messages
-    were taken (applied or failed)."""
+    A batch (at most ``batch_size`` messages, ``time_budget`` seconds of work) is
+    applied set-based in one transaction, the messages marked applied with their
+    effects. A message that cannot be applied is marked with its error and flagged
+    (never lost) and the rest go on; if the batch fails anyway it is applied again
+    message by message, so one bad message never blocks the rest. Returns how many
+    messages were taken (applied or failed)."""
     venue = Venue.objects.filter(code=venue_code).first()
     if venue is None:
         raise InvalidInput("Unknown venue.", details={"venue": [venue_code]})
@@ -42,49 +50,95 @@ def inbox_apply(*, venue_code: str, batch_size: int = INBOX_BATCH) -> int:
         with transaction.atomic():
             routing_services.venue_lock_for_inbox(venue_id=venue.pk)
             messages = routing_selectors.inbox_unapplied(venue_id=venue.pk, limit=batch_size)
-            for message in messages:
-                _inbox_message_apply(venue, message)
-        taken += len(messages)
-        if len(messages) < batch_size:
+            try:
+                with transaction.atomic():
+                    done = _inbox_batch_apply(venue, messages, deadline=time.monotonic() + time_budget)
+            except (OperationalError, InterfaceError):
+                raise  # transient: the task retries
+            except Exception:
+                logger.exception(
+                    "inbox %s: a batch of %d failed; applying it message by message", venue.code, len(messages)
+                )
+                for message in messages:
+                    _inbox_message_apply(venue, message)
+                done = len(messages)
+        taken += done
+        if done == len(messages) and len(messages) < batch_size:
             return taken
 
 
-def _inbox_message_apply(venue: Venue, message) -> None:
-    tags = codec.tags_from_fields(message.fields)
-    order_id = None
-    try:
-        with transaction.atomic():  # a savepoint: a failure undoes this message only
-            if message.msg_type in ("8", "9"):
-                result = execution_report_apply(venue_code=venue.code, message=tags, received_at=message.received_at)
+def _inbox_batch_apply(venue: Venue, messages: list, *, deadline: float) -> int:
+    """Apply messages in order, set-based; returns how many were taken (all of them,
+    or fewer once ``deadline`` has passed)."""
+    reports: dict[int, Report | InvalidInput] = {}
+    for message in messages:
+        if message.msg_type in ("8", "9"):
+            try:
+                reports[message.pk] = report_validate(codec.tags_from_fields(message.fields), message.received_at)
+            except InvalidInput as exc:
+                reports[message.pk] = exc
+    batch = ReportBatch(venue, [r for r in reports.values() if isinstance(r, Report)])
+    outcomes: dict[int, str] = {}
+    failures: list[tuple[Any, str]] = []
+    taken = 0
+    for message in messages:
+        if taken and time.monotonic() > deadline:
+            break
+        taken += 1
+        order_id = None
+        report = reports.get(message.pk)
+        try:
+            if isinstance(report, InvalidInput):
+                raise report
+            if report is not None:
+                result = batch.apply(report)
                 outcome, order_id = result.outcome, result.order_id
             elif message.msg_type == "j":
+                batch.flush()  # what came before is written first, as one by one
                 outcome = _business_reject_apply(venue, message)
             else:
                 outcome = "ignored"
-            routing_services.inbox_mark_applied(message=message, outcome=outcome)
-    except (OperationalError, InterfaceError):
-        raise  # transient: the task retries the whole batch
-    except Exception as exc:
-        logger.exception("inbox %s #%s/%s could not be applied", venue.code, message.epoch, message.msg_seq_num)
-        error = getattr(exc, "message", None) or repr(exc)
-        routing_services.inbox_mark_failed(message=message, error=str(error))
-        order_id = order_id_for_report(venue, tags) if message.msg_type in ("8", "9") else None
-        order_flag(
-            Order.objects.filter(pk=order_id).first() if order_id else None,
-            venue=venue,
-            kind=OrderFlag.Kind.UNEXPECTED_MESSAGE,
-            message=f"Inbound message {message.msg_seq_num} ({message.msg_type}) could not be applied: {error}",
-            details={"inbound_message_id": message.pk, "epoch": message.epoch, "msg_seq_num": message.msg_seq_num},
-        )
-        outcome = "failed"
-    # The raw message, against its order, in the batch's transaction (kept when the
-    # apply failed and its savepoint rolled back).
-    audit_event_record(
-        actor=f"venue:{venue.code}",
-        action="fix.received",
-        object_type="order" if order_id else "fix_session",
-        object_id=order_id or venue.code,
-        details={
+            outcomes[message.pk] = outcome
+        except InvalidInput as exc:
+            if batch.spoiled:
+                raise  # not undoable in memory: the batch goes message by message
+            logger.warning(
+                "inbox %s #%s/%s could not be applied: %s", venue.code, message.epoch, message.msg_seq_num, exc
+            )
+            tags = codec.tags_from_fields(message.fields)
+            order_id = batch.order_id_for(tags) or (
+                order_id_for_report(venue, tags) if message.msg_type in ("8", "9") else None
+            )
+            batch.flag(
+                batch.order_locked(order_id) if order_id else None,
+                **_failure_flag(message, exc.message),
+            )
+            failures.append((message, exc.message))
+            outcome = "failed"
+        batch.event(**_received_event(venue, message, order_id=order_id, outcome=outcome))
+    batch.flush()
+    routing_services.inbox_messages_mark_applied(outcomes=outcomes)
+    for message, error in failures:
+        routing_services.inbox_mark_failed(message=message, error=error)
+    return taken
+
+
+def _failure_flag(message, error: str) -> dict[str, Any]:
+    return {
+        "kind": OrderFlag.Kind.UNEXPECTED_MESSAGE,
+        "message": f"Inbound message {message.msg_seq_num} ({message.msg_type}) could not be applied: {error}",
+        "details": {"inbound_message_id": message.pk, "epoch": message.epoch, "msg_seq_num": message.msg_seq_num},
+    }
+
+
+def _received_event(venue: Venue, message, *, order_id: int | None, outcome: str) -> dict[str, Any]:
+    """The raw message as received, against its order, in the applying transaction."""
+    return {
+        "actor": f"venue:{venue.code}",
+        "action": "fix.received",
+        "object_type": "order" if order_id else "fix_session",
+        "object_id": order_id or venue.code,
+        "details": {
             "venue": venue.code,
             "epoch": message.epoch,
             "seq": message.msg_seq_num,
@@ -93,7 +147,39 @@ def _inbox_message_apply(venue: Venue, message) -> None:
             "inbound_message_id": message.pk,
             "outcome": outcome,
         },
-    )
+    }
+
+
+def _inbox_message_apply(venue: Venue, message) -> None:
+    """One message alone, in a savepoint (after a batch failed): a failure undoes this
+    message only."""
+    tags = codec.tags_from_fields(message.fields)
+    order_id = None
+    try:
+        with transaction.atomic():
+            if message.msg_type in ("8", "9"):
+                result = execution_report_apply(venue_code=venue.code, message=tags, received_at=message.received_at)
+                outcome, order_id = result.outcome, result.order_id
+            elif message.msg_type == "j":
+                outcome = _business_reject_apply(venue, message)
+            else:
+                outcome = "ignored"
+            routing_services.inbox_messages_mark_applied(outcomes={message.pk: outcome})
+    except (OperationalError, InterfaceError):
+        raise  # transient: the task retries the whole batch
+    except Exception as exc:
+        logger.exception("inbox %s #%s/%s could not be applied", venue.code, message.epoch, message.msg_seq_num)
+        error = str(getattr(exc, "message", None) or repr(exc))
+        routing_services.inbox_mark_failed(message=message, error=error)
+        order_id = order_id_for_report(venue, tags) if message.msg_type in ("8", "9") else None
+        order_flag(
+            Order.objects.filter(pk=order_id).first() if order_id else None,
+            venue=venue,
+            **_failure_flag(message, error),
+        )
+        outcome = "failed"
+    # Kept when the apply failed and its savepoint rolled back.
+    audit_event_record(**_received_event(venue, message, order_id=order_id, outcome=outcome))
 
 
 def _business_reject_apply(venue: Venue, message) -> str:

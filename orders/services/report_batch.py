@@ -1,0 +1,351 @@
+"""The state a batch of venue reports works on, and how it is written (DESIGN §4.4).
+
+``BatchState`` is created inside the applying transaction: it locks every order the
+reports name in one statement (id order; the lock order account -> order -> position
+holds, positions being written last), loads their requests and executions in effect
+and the ExecIDs already taken. The FIX rules (``execution_reports.ReportBatch``) change
+these in memory, report after report; ``flush()`` then writes everything with bulk
+statements: executions, flags and audit events inserted in bulk, orders, requests and
+executions updated in bulk, positions by one set-based UPDATE. A report refused by the
+rules is undone in memory (checkpoint and restore), never by a savepoint."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import decimal
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection
+from django.utils import timezone
+
+from audit.services import audit_events_record
+from routing.fix import codec
+from routing.models import Venue
+
+from ..models import Execution, Order, OrderFlag, OrderRequest, Position, Side
+from ._common import order_snapshot
+
+logger = logging.getLogger(__name__)
+
+ORDER_FIELDS = (
+    "status",
+    "quantity",
+    "limit_price",
+    "filled_quantity",
+    "avg_fill_price",
+    "reject_reason",
+    "cl_ord_id",
+    "venue_order_id",
+    "acknowledged",
+    "needs_review",
+    "updated_at",
+)
+REQUEST_FIELDS = ("state", "venue_acknowledged", "reject_reason", "resolved_at")
+# Sums of quantity x price: up to 10^12 x 10^10 with 8 decimals, exact.
+NOTIONAL_CONTEXT = decimal.Context(prec=60)
+
+
+@dataclass(frozen=True)
+class Report:
+    """One received message to apply: its tags (numbers to text) and when it arrived."""
+
+    tags: dict[int, str]
+    received_at: dt.datetime
+
+    @property
+    def msg_type(self) -> str:
+        return self.tags.get(35, "8")
+
+
+def flag_build(
+    order: Order | None, *, venue: Venue, kind: str, message: str, details: dict[str, Any]
+) -> tuple[OrderFlag, dict[str, Any]]:
+    """An unsaved flag and its audit event (``flag_id`` filled in once it is saved)."""
+    logger.warning("order flag %s on order %s (venue %s): %s", kind, order.pk if order else None, venue.code, message)
+    flag = OrderFlag(order=order, venue_code=venue.code, kind=kind, message=message, details=details)
+    event = {
+        "actor": f"venue:{venue.code}",
+        "action": "order.flagged",
+        "object_type": "order" if order else "venue",
+        "object_id": order.pk if order else venue.code,
+        "details": {"kind": kind, "message": message, **details},
+    }
+    return flag, event
+
+
+class BatchState:
+    """The reports of one applying transaction and the state they work on.
+
+    Created inside the transaction: locks the orders the reports name (one statement,
+    id order; the lock order account -> order -> position holds, positions being
+    written last), loads their requests and executions in effect and the ExecIDs
+    already taken. The rules (``ReportBatch.apply``) change them in memory, report by
+    report; ``flush()`` writes everything with bulk statements."""
+
+    def __init__(self, venue: Venue, reports: list[Report]) -> None:
+        self.venue = venue
+        self.actor = f"venue:{venue.code}"
+        self.now = timezone.now()
+        self.orders: dict[int, Order] = {}
+        self.requests: dict[int, list[OrderRequest]] = {}
+        self.in_effect: dict[int, list[Execution]] = {}
+        self.by_cl_ord_id: dict[str, int] = {}
+        self.by_venue_order_id: dict[str, int] = {}
+        self.exec_ids: set[str] = set()
+        # What flush() writes.
+        self.new_executions: list[Execution] = []
+        self.changed_executions: dict[int, Execution] = {}
+        self.changed_orders: set[int] = set()
+        self.changed_requests: dict[int, OrderRequest] = {}
+        self.position_deltas: dict[tuple[int, int], list] = {}
+        self.flags: list[OrderFlag] = []
+        self.events: list[dict[str, Any]] = []
+        # A report that failed after booking a venue-originated order cannot be undone
+        # in memory: the batch must be applied again report by report (savepoints).
+        self.spoiled = False
+        self.created: set[int] = set()  # orders booked from venue reports in this batch
+        self._load(reports)
+
+    # --------------------------------------------------------------------- loading
+    def _load(self, reports: list[Report]) -> None:
+        cl_ord_ids = {r.tags[t] for r in reports for t in (11, 41) if r.tags.get(t)}
+        venue_order_ids = {r.tags[37] for r in reports if r.tags.get(37)}
+        if cl_ord_ids:
+            self.by_cl_ord_id.update(
+                OrderRequest.objects.filter(cl_ord_id__in=cl_ord_ids, order__venue=self.venue).values_list(
+                    "cl_ord_id", "order_id"
+                )
+            )
+        if venue_order_ids:
+            # Newest first, as the one-report lookup takes it.
+            for venue_order_id, order_id in (
+                Order.objects.filter(venue=self.venue, venue_order_id__in=venue_order_ids)
+                .order_by("created_at", "id")
+                .values_list("venue_order_id", "pk")
+            ):
+                self.by_venue_order_id[venue_order_id] = order_id
+        order_ids = {oid for r in reports if (oid := self.order_id_for(r.tags)) is not None}
+        self._lock(order_ids)
+        exec_ids = {r.tags[17] for r in reports if r.tags.get(17)}
+        if exec_ids:
+            self.exec_ids.update(
+                Execution.objects.filter(venue=self.venue, exec_id__in=exec_ids).values_list("exec_id", flat=True)
+            )
+
+    def _lock(self, order_ids: set[int]) -> None:
+        """Lock and load these orders (id order), their requests and executions in effect."""
+        order_ids = set(order_ids) - set(self.orders)
+        if not order_ids:
+            return
+        locked = (
+            Order.objects.select_for_update(of=("self",))
+            .select_related("security", "account", "venue")
+            .filter(pk__in=order_ids)
+            .order_by("id")
+        )
+        for order in locked:
+            self.orders[order.pk] = order
+            self.requests[order.pk] = []
+            self.in_effect[order.pk] = []
+            if order.venue_order_id and order.venue_id == self.venue.pk:
+                self.by_venue_order_id.setdefault(order.venue_order_id, order.pk)
+        for request in OrderRequest.objects.filter(order_id__in=order_ids).order_by("id"):
+            self.requests[request.order_id].append(request)
+        for execution in Execution.objects.filter(order_id__in=order_ids, in_effect=True).order_by("id"):
+            self.in_effect[execution.order_id].append(execution)
+
+    def order_id_for(self, tags: dict[int, str]) -> int | None:
+        """The order a report names (ClOrdID, OrigClOrdID, then the venue's OrderID), as
+        of the reports applied so far."""
+        for tag in (11, 41):
+            if tags.get(tag) and tags[tag] in self.by_cl_ord_id:
+                return self.by_cl_ord_id[tags[tag]]
+        if tags.get(37):
+            return self.by_venue_order_id.get(tags[37])
+        return None
+
+    def order_locked(self, order_id: int) -> Order:
+        """The order, locked (an order named only by a report applied in this batch is
+        locked when first needed)."""
+        if order_id not in self.orders:
+            self._lock({order_id})  # named only after the batch was loaded (rare)
+        return self.orders[order_id]
+
+    # ---------------------------------------------------------- undo for a refusal
+    def _checkpoint(self, order: Order) -> tuple:
+        return (
+            order.__dict__.copy(),
+            [(r, r.__dict__.copy()) for r in self.requests[order.pk]],
+            [(e, e.__dict__.copy()) for e in self.in_effect[order.pk]],
+            list(self.in_effect[order.pk]),
+            copy.deepcopy(self.position_deltas),
+            dict(self.changed_executions),
+            dict(self.changed_requests),
+        )
+
+    def _restore(self, order: Order, checkpoint: tuple) -> None:
+        order_state, requests, executions, in_effect, deltas, changed_executions, changed_requests = checkpoint
+        order.__dict__.update(order_state)
+        for request, state in requests:
+            request.__dict__.update(state)
+        for execution, state in executions:
+            execution.__dict__.update(state)
+        self.in_effect[order.pk] = in_effect
+        self.position_deltas = deltas
+        self.changed_executions = changed_executions
+        self.changed_requests = changed_requests
+
+    # -------------------------------------------------------------------- writing
+    def _event(self, order: Order, *, action: str, before=None, details=None) -> None:
+        self.events.append(
+            {
+                "actor": self.actor,
+                "action": action,
+                "object_type": "order",
+                "object_id": order.pk,
+                "before": before,
+                "after": order_snapshot(order),
+                "details": details,
+            }
+        )
+
+    def event(self, **event: Any) -> None:
+        """An audit event written with the batch, after the ones before it."""
+        self.events.append(event)
+
+    def flag(self, order: Order | None, *, kind: str, message: str, details: dict[str, Any]) -> OrderFlag:
+        flag, event = flag_build(order, venue=self.venue, kind=kind, message=message, details=details)
+        event["flag"] = flag
+        self.flags.append(flag)
+        self.events.append(event)
+        if order is not None and not order.needs_review:
+            order.needs_review = True
+            self._touch(order)
+        return flag
+
+    def _touch(self, order: Order) -> None:
+        order.updated_at = self.now
+        self.changed_orders.add(order.pk)
+
+    def _request_set(self, request: OrderRequest, **values: Any) -> None:
+        for name, value in values.items():
+            setattr(request, name, value)
+        self.changed_requests[request.pk] = request
+
+    def _execution_set(self, execution: Execution, **values: Any) -> None:
+        for name, value in values.items():
+            setattr(execution, name, value)
+        if execution.pk is not None:
+            self.changed_executions[execution.pk] = execution
+
+    def flush(self) -> None:
+        """Write what the batch worked out: a handful of statements, whatever its size."""
+        if self.new_executions:
+            Execution.objects.bulk_create(self.new_executions)
+            referring = [e for e in self.new_executions if getattr(e, "ref_pending", None) is not None]
+            for execution in referring:
+                execution.ref_execution_id = execution.ref_pending.pk
+            if referring:
+                Execution.objects.bulk_update(referring, ["ref_execution"])
+        if self.changed_executions:
+            Execution.objects.bulk_update(list(self.changed_executions.values()), ["in_effect", "outcome"])
+        if self.changed_requests:
+            OrderRequest.objects.bulk_update(list(self.changed_requests.values()), list(REQUEST_FIELDS))
+        if self.changed_orders:
+            Order.objects.bulk_update([self.orders[pk] for pk in sorted(self.changed_orders)], list(ORDER_FIELDS))
+        self._positions_write()
+        if self.flags:
+            OrderFlag.objects.bulk_create(self.flags)
+        if self.events:
+            for event in self.events:
+                flag = event.pop("flag", None)
+                if flag is not None:
+                    event["details"] = {**event["details"], "flag_id": flag.pk}
+            audit_events_record(self.events)
+        self.new_executions, self.changed_executions, self.changed_requests = [], {}, {}
+        self.changed_orders, self.position_deltas, self.flags, self.events = set(), {}, [], []
+
+    def _positions_write(self) -> None:
+        """Fills and their reversals, added to the positions in one statement (each
+        position row is created on its first fill)."""
+        deltas = self.position_deltas  # a fill and its bust in one batch still leave the row
+        if not deltas:
+            return
+        keys = sorted(deltas)
+        Position.objects.bulk_create(
+            [Position(account_id=account_id, security_id=security_id) for account_id, security_id in keys],
+            ignore_conflicts=True,
+        )
+        table = Position._meta.db_table
+        rows = ", ".join(["(%s, %s, %s, %s::numeric, %s, %s::numeric, %s)"] * len(keys))
+        params: list[Any] = []
+        for key in keys:
+            params.extend([key[0], key[1], *deltas[key]])
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} AS p SET quantity = p.quantity + d.quantity,"
+                " bought_quantity = p.bought_quantity + d.bought_quantity,"
+                " bought_notional = p.bought_notional + d.bought_notional,"
+                " sold_quantity = p.sold_quantity + d.sold_quantity,"
+                " sold_notional = p.sold_notional + d.sold_notional, updated_at = %s"
+                f" FROM (VALUES {rows}) AS d(account_id, security_id, bought_quantity, bought_notional,"
+                " sold_quantity, sold_notional, quantity)"
+                " WHERE p.account_id = d.account_id AND p.security_id = d.security_id",
+                [self.now, *params],
+            )
+
+    # ------------------------------------------------------------------- applying
+
+    def _new_execution(
+        self, tags: dict[int, str], received_at: dt.datetime, order: Order | None, **values
+    ) -> Execution:
+        execution = Execution(
+            venue=self.venue,
+            order=order,
+            exec_type=tags.get(150, ""),
+            ord_status=tags.get(39, ""),
+            cl_ord_id=tags.get(11, ""),
+            last_qty=codec.tag_int(tags, 32) or 0,
+            last_px=codec.tag_decimal(tags, 31),
+            transact_time=codec.tag_time(tags, 60),
+            received_at=received_at,
+            message={str(k): v for k, v in tags.items()},
+            **values,
+        )
+        if execution.exec_id:
+            self.exec_ids.add(execution.exec_id)
+        self.new_executions.append(execution)
+        return execution
+
+    def _pending(self, order: Order) -> list[OrderRequest]:
+        return [r for r in self.requests[order.pk] if r.state == OrderRequest.State.PENDING]
+
+    def _resolve_pending(self, order: Order, *, state: str) -> None:
+        for request in self._pending(order):
+            self._request_set(request, state=state, resolved_at=self.now)
+
+    def _request_for(self, order: Order, cl_ord_id: str | None, kind: str) -> OrderRequest | None:
+        if not cl_ord_id:
+            return None
+        return next((r for r in self.requests[order.pk] if r.cl_ord_id == cl_ord_id and r.kind == kind), None)
+
+    def _position_apply(self, order: Order, *, qty: int, price: Decimal) -> None:
+        """A fill (qty > 0) or its reversal (qty < 0), added to the account's position
+        when the batch is written: [bought qty, bought notional, sold qty, sold
+        notional, net qty]."""
+        delta = self.position_deltas.setdefault(
+            (order.account_id, order.security_id), [0, Decimal(0), 0, Decimal(0), 0]
+        )
+        notional = NOTIONAL_CONTEXT.multiply(price, Decimal(qty))
+        if order.side == Side.BUY:
+            delta[0] += qty
+            delta[1] = NOTIONAL_CONTEXT.add(delta[1], notional)
+            delta[4] += qty
+        else:
+            delta[2] += qty
+            delta[3] = NOTIONAL_CONTEXT.add(delta[3], notional)
+            delta[4] -= qty
