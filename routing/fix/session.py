@@ -12,11 +12,13 @@ The inbox is written per received chunk (DESIGN §4.3): application messages acc
 while processing what one ``data_received`` was handed are buffered, with the expected
 sequence number advanced in memory, and stored together with that number in one
 atomic store call (``accept_inbound_batch``) at the end of the chunk, and earlier
-wherever the stored state has to be current: before a ResendRequest, a sequence
-reset, a Logout or a disconnect, before any other callback to the application, and
-every ``INBOUND_BATCH_MAX`` messages. The application hears of a message only after
-it is stored. A process that dies before the flush has stored nothing of the chunk
-and advanced nothing, so the counterparty's resend brings it again.
+wherever the stored state has to be current: before we send anything (a Reject, a
+ResendRequest, a Heartbeat answering a TestRequest, a Logout, resends), before a
+sequence reset or a disconnect, before any other callback to the application, and
+every ``INBOUND_BATCH_MAX`` messages. A chunk of application messages, with heartbeats
+and gap fills among them, is one transaction. The application hears of a message only
+after it is stored. A process that dies before the flush has stored nothing of the
+chunk and advanced nothing, so the counterparty's resend brings it again.
 """
 
 from __future__ import annotations
@@ -277,12 +279,14 @@ class FixSession:
                 self.app.on_logout(self, reason)
 
     def disconnect(self, reason: str) -> None:
-        self.flush_inbound()
-        logger.info("FIX %s->%s disconnect: %s", self.config.sender_comp_id, self.config.target_comp_id, reason)
-        transport, self.transport = self.transport, None
-        if transport is not None:
-            transport.close()
-        self.connection_lost(reason)
+        try:
+            self.flush_inbound()
+        finally:
+            logger.info("FIX %s->%s disconnect: %s", self.config.sender_comp_id, self.config.target_comp_id, reason)
+            transport, self.transport = self.transport, None
+            if transport is not None:
+                transport.close()
+            self.connection_lost(reason)
 
     def _set_state(self, state: State, now: float) -> None:
         self.state = state
@@ -322,6 +326,10 @@ class FixSession:
         self.timers.last_sent = now
 
     def send_admin(self, msg_type: str, body: list[tuple[int, str]], now: float) -> int:
+        # Whatever we answer, the sequence state it answers is stored first (and before
+        # this message takes its number: a flush hands messages to the application,
+        # which may send too).
+        self.flush_inbound()
         seq = self.store.next_sender_seq()
         raw = self.encode(msg_type, body, seq)
         self.store.save_outbound(seq, msg_type, raw)
@@ -352,7 +360,6 @@ class FixSession:
     def logout(self, text: str, now: float) -> None:
         if self.transport is None:
             return
-        self.flush_inbound()  # the session may end at the answer: store what came first
         body = [(58, text)] if text else []
         self.send_admin("5", body, now)
         self._set_state(State.LOGOUT_SENT, now)
@@ -508,7 +515,6 @@ class FixSession:
             return
         self.resend_requested_to = received - 1
         self.resend_requested_at = now
-        self.flush_inbound()  # everything before BeginSeqNo is stored before we ask
         # EndSeqNo 0: "all messages after BeginSeqNo" (FIX 4.4); the gap is filled by
         # what is resent, and the queued messages then follow in order.
         self.send_admin("2", [(7, str(expected)), (16, "0")], now)
@@ -648,6 +654,7 @@ class FixSession:
         self._drain_queue(now)
 
     def _on_resend_request(self, fields: list[tuple[int, str]], seq: int, now: float) -> None:
+        self.flush_inbound()  # as before any answer (send_admin)
         begin_text, end_text = first(fields, 7), first(fields, 16)
         if not (begin_text and begin_text.isdigit() and end_text is not None and end_text.isdigit()):
             self.send_reject(seq, REJ_REQUIRED_TAG_MISSING, "BeginSeqNo (7) and EndSeqNo (16) required", now, 7, "2")

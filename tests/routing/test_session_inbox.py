@@ -140,12 +140,16 @@ def test_admin_messages_between_reports_consume_their_numbers_in_the_same_transa
     assert wire.written == []  # nothing to answer
 
 
-def test_a_test_request_inside_a_chunk_is_answered_and_the_chunk_still_stored_once(venue, session, wire):
+def test_an_answer_inside_a_chunk_is_sent_after_what_came_before_it_is_stored(venue, session, wire):
     peer = Venue()
     chunk = peer.report("E2") + peer.message("1", [(112, "T-1")]) + peer.report("E4")
-    session.data_received(chunk, 1.0)
-    [(heartbeat, _)] = wire.sent("0")
-    assert heartbeat[112] == "T-1"
+    with CaptureQueriesContext(connection) as queries:
+        session.data_received(chunk, 1.0)
+    [(heartbeat, stored_then)] = wire.sent("0")
+    assert heartbeat[112] == "T-1" and stored_then == [2]
+    # Before the answer (the TestRequest's number with it), and the chunk's end; the
+    # answer's own update is the store of our outbound message.
+    assert inbox_statements(queries) == (2, 3)
     assert inbox(venue) == [2, 4] and target_seq(venue) == 5 and delivered(session) == [2, 4]
 
 
