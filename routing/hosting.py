@@ -12,9 +12,10 @@ a holder that stalled past its lease can no longer stamp, store or send anything
 dead holder's lease expires after ``OMS_FIX_LEASE_TTL`` seconds and a contender (they
 poll every ``OMS_FIX_LEASE_POLL`` s) takes over: within TTL + poll + connect.
 
-What arrives is stored in the inbox by the session (``DbStore.accept_inbound``) and
-applied by the ``orders.tasks.inbox_apply`` task, enqueued by name after the commit:
-routing never imports orders.
+What arrives is stored in the inbox by the session, the application messages of each
+received chunk in one transaction with the sequence number
+(``DbStore.accept_inbound_batch``), and applied by the ``orders.tasks.inbox_apply``
+task, enqueued by name after the commit: routing never imports orders.
 """
 
 from __future__ import annotations
@@ -509,7 +510,7 @@ class VenueRunner(threading.Thread):
         )
 
     def on_app_message(self, session: FixSession, seq: int, msg_type: str, fields: list[tuple[int, str]]) -> None:
-        # Already stored and committed by accept_inbound: one task per received chunk.
+        # Already stored and committed with its chunk: one task per received chunk.
         self._apply_due = True
 
     def on_reject(self, session: FixSession, fields: list[tuple[int, str]]) -> None:

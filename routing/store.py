@@ -17,12 +17,14 @@ being stamped in the enclosing transaction), a session-level one against the ses
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.db import transaction
 from django.db.models.functions import Now
 
 from audit.services import audit_event_record
 
-from .fix.session import ADMIN_TYPES
+from .fix.session import ADMIN_TYPES, InboundRecord, inbound_batch_target
 from .models import FixMessageLog, InboundMessage, OutboundMessage, Venue, VenueSession
 from .services import lease_extension, session_fenced_update
 
@@ -162,23 +164,37 @@ class DbStore:
         return [(r.msg_seq_num, r.msg_type, r.raw.encode("latin-1")) for r in rows]
 
     def accept_inbound(self, seq: int, msg_type: str, fields: list[tuple[int, str]], raw: bytes) -> None:
-        """The inbox rule (DESIGN §4.3): the message is stored in the transaction that
-        advances the expected sequence number, so it is never lost nor taken twice."""
+        """One message: a batch of one."""
+        self.accept_inbound_batch([InboundRecord(seq, msg_type, fields, raw)])
+
+    def accept_inbound_batch(self, messages: Sequence[InboundRecord], *, next_target_seq: int | None = None) -> None:
+        """The inbox rule (DESIGN §4.3), per received chunk: the messages are stored in
+        the transaction that advances the expected sequence number past them (to
+        ``next_target_seq`` when admin messages after the last one consumed numbers
+        too), so none is lost nor taken twice. Two statements whatever the count: the
+        fenced update of the session row first (a worker that lost the lease raises
+        ``LeaseLost`` before writing anything; the row lock orders concurrent writers),
+        then one multi-row insert."""
+        target = inbound_batch_target(messages, next_target_seq)
         epoch = self.target_epoch
-        if seq < self._target_seq:
-            epoch += 1
-        with transaction.atomic():
-            self._update(next_target_seq=seq + 1, target_epoch=epoch, last_message_at=Now())
-            InboundMessage.objects.create(
+        if messages[0].seq < self._target_seq:
+            epoch += 1  # going back reuses numbers: a new generation
+        rows = [
+            InboundMessage(
                 venue_id=self.venue_id,
                 epoch=epoch,
-                msg_seq_num=seq,
-                msg_type=msg_type,
-                fields=[[tag, value] for tag, value in fields],
-                raw=raw.decode("latin-1"),
-                poss_dup=any(tag == 43 and value == "Y" for tag, value in fields),
+                msg_seq_num=message.seq,
+                msg_type=message.msg_type,
+                fields=[[tag, value] for tag, value in message.fields],
+                raw=message.raw.decode("latin-1"),
+                poss_dup=any(tag == 43 and value == "Y" for tag, value in message.fields),
             )
-        self._target_seq, self.target_epoch = seq + 1, epoch
+            for message in messages
+        ]
+        with transaction.atomic():
+            self._update(next_target_seq=target, target_epoch=epoch, last_message_at=Now())
+            InboundMessage.objects.bulk_create(rows)
+        self._target_seq, self.target_epoch = target, epoch
 
     def reset(self) -> None:
         """ResetSeqNumFlag: both numbers back to 1, in new generations."""

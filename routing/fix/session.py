@@ -7,6 +7,18 @@ with ``write(bytes)`` and ``close()``) and persists through a ``store`` (see
 ``SessionStore``); the caller feeds it received bytes (``data_received``) and the
 time (``tick``). The same class runs as initiator (the OMS towards a venue) and as
 acceptor (the venue simulator, scripted counterparties in tests).
+
+The inbox is written per received chunk (DESIGN §4.3): application messages accepted
+while processing what one ``data_received`` was handed are buffered, with the expected
+sequence number advanced in memory, and stored together with that number in one
+atomic store call (``accept_inbound_batch``) at the end of the chunk, and earlier
+wherever the stored state has to be current: before we send anything (a Reject, a
+ResendRequest, a Heartbeat answering a TestRequest, a Logout, resends), before a
+sequence reset or a disconnect, before any other callback to the application, and
+every ``INBOUND_BATCH_MAX`` messages. A chunk of application messages, with heartbeats
+and gap fills among them, is one transaction. The application hears of a message only
+after it is stored. A process that dies before the flush has stored nothing of the
+chunk and advanced nothing, so the counterparty's resend brings it again.
 """
 
 from __future__ import annotations
@@ -15,8 +27,9 @@ import datetime as dt
 import enum
 import itertools
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import simplefix
 from django.utils import timezone
@@ -28,6 +41,9 @@ logger = logging.getLogger(__name__)
 
 ADMIN_TYPES = frozenset({"0", "1", "2", "3", "4", "5", "A"})
 HEADER_TAGS = frozenset({8, 9, 35, 49, 56, 34, 52, 43, 97, 122, 10, 115, 128, 50, 57})
+# At most this many application messages per store transaction: a resend burst or a
+# long queue drained after a gap is stored in slices, each with its own seq advance.
+INBOUND_BATCH_MAX = 500
 
 
 class Role(enum.Enum):
@@ -57,6 +73,31 @@ class SessionConfig:
     accepts: frozenset[str] = frozenset({"8", "9", "j"})
 
 
+class InboundRecord(NamedTuple):
+    """An application message accepted in sequence, as the store keeps it."""
+
+    seq: int
+    msg_type: str
+    fields: list[tuple[int, str]]
+    raw: bytes
+
+
+def inbound_batch_target(messages: Sequence[InboundRecord], next_target_seq: int | None) -> int:
+    """The expected number after storing ``messages``: checks they are in ascending
+    MsgSeqNum order and that ``next_target_seq`` (default: past the last) is past them."""
+    if not messages:
+        raise ValueError("an inbound batch holds at least one message")
+    for earlier, later in zip(messages, messages[1:], strict=False):
+        if later.seq <= earlier.seq:
+            raise ValueError(f"inbound batch out of order: {later.seq} after {earlier.seq}")
+    last = messages[-1].seq
+    if next_target_seq is None:
+        return last + 1
+    if next_target_seq <= last:
+        raise ValueError(f"next target seq {next_target_seq} does not pass the last message {last}")
+    return next_target_seq
+
+
 class SessionStore(Protocol):
     """What a session persists so a restart continues where it stopped."""
 
@@ -74,6 +115,10 @@ class SessionStore(Protocol):
         """Store an inbound message and advance the expected sequence number past it,
         atomically (the inbox rule of DESIGN §4.3)."""
 
+    def accept_inbound_batch(self, messages: Sequence[InboundRecord], *, next_target_seq: int | None = None) -> None:
+        """Store the messages (ascending MsgSeqNum) and set the expected sequence number
+        to ``next_target_seq`` (default: past the last one), atomically: all or nothing."""
+
     def reset(self) -> None:
         """Both sequence numbers back to 1 (ResetSeqNumFlag)."""
 
@@ -84,7 +129,7 @@ class Application(Protocol):
     def on_logon(self, session: FixSession) -> None: ...
     def on_logout(self, session: FixSession, reason: str) -> None: ...
     def on_app_message(self, session: FixSession, seq: int, msg_type: str, fields: list[tuple[int, str]]) -> None:
-        """An application message, already stored by ``accept_inbound``; called in
+        """An application message, already stored (``accept_inbound_batch``); called in
         sequence order, after any gap before it was filled."""
 
     def on_reject(self, session: FixSession, fields: list[tuple[int, str]]) -> None:
@@ -125,6 +170,13 @@ class MemoryStore:
     def accept_inbound(self, seq: int, msg_type: str, fields: list[tuple[int, str]], raw: bytes) -> None:
         self.inbound.append((seq, msg_type, fields))
         self.target_seq = seq + 1
+
+    def accept_inbound_batch(self, messages: Sequence[InboundRecord], *, next_target_seq: int | None = None) -> None:
+        target = inbound_batch_target(messages, next_target_seq)
+        # One message at a time, so a subclass recording ``accept_inbound`` sees them all.
+        for message in messages:
+            self.accept_inbound(message.seq, message.msg_type, message.fields, message.raw)
+        self.target_seq = target
 
     def reset(self) -> None:
         self.sender_seq = 1
@@ -189,11 +241,17 @@ class FixSession:
     resend_requested_at: float = 0.0
     resend_timeout: float = 10.0  # ask again if the gap is still open after this long
     peer_heartbeat: int = 0
+    # Application messages of the chunk being processed, accepted but not yet stored,
+    # and the expected number past everything the chunk consumed (None: the store's
+    # number is current). See ``flush_inbound``.
+    _inbound: list[InboundRecord] = field(default_factory=list)
+    _target_ahead: int | None = None
     _framer: Framer = field(default_factory=Framer)
     _test_ids: Any = field(default_factory=lambda: itertools.count(1))
 
     # ----------------------------------------------------------------- connection
     def connection_made(self, transport: Any, now: float) -> None:
+        self.flush_inbound()  # nothing is left from an earlier connection, normally
         self.transport = transport
         self._framer = Framer()
         self.queued.clear()
@@ -213,16 +271,22 @@ class FixSession:
     def connection_lost(self, reason: str) -> None:
         # The transport is dead: nothing may be written (or numbered) on it any more.
         self.transport = None
-        if self.state is not State.DISCONNECTED:
-            self.state = State.DISCONNECTED
-            self.app.on_logout(self, reason)
+        try:
+            self.flush_inbound()  # what arrived before the end is kept
+        finally:
+            if self.state is not State.DISCONNECTED:
+                self.state = State.DISCONNECTED
+                self.app.on_logout(self, reason)
 
     def disconnect(self, reason: str) -> None:
-        logger.info("FIX %s->%s disconnect: %s", self.config.sender_comp_id, self.config.target_comp_id, reason)
-        transport, self.transport = self.transport, None
-        if transport is not None:
-            transport.close()
-        self.connection_lost(reason)
+        try:
+            self.flush_inbound()
+        finally:
+            logger.info("FIX %s->%s disconnect: %s", self.config.sender_comp_id, self.config.target_comp_id, reason)
+            transport, self.transport = self.transport, None
+            if transport is not None:
+                transport.close()
+            self.connection_lost(reason)
 
     def _set_state(self, state: State, now: float) -> None:
         self.state = state
@@ -262,6 +326,10 @@ class FixSession:
         self.timers.last_sent = now
 
     def send_admin(self, msg_type: str, body: list[tuple[int, str]], now: float) -> int:
+        # Whatever we answer, the sequence state it answers is stored first (and before
+        # this message takes its number: a flush hands messages to the application,
+        # which may send too).
+        self.flush_inbound()
         seq = self.store.next_sender_seq()
         raw = self.encode(msg_type, body, seq)
         self.store.save_outbound(seq, msg_type, raw)
@@ -309,14 +377,53 @@ class FixSession:
 
     # ----------------------------------------------------------------- receiving
     def data_received(self, data: bytes, now: float) -> None:
-        for frame in self._framer.feed(data):
-            if self.transport is None:
-                return
-            if frame.message is None:
-                logger.warning("FIX garbled message dropped (%s): %r", frame.error, frame.raw[:200])
-                continue
-            self.timers.last_received = now
-            self._receive(frame, now)
+        try:
+            for frame in self._framer.feed(data):
+                if self.transport is None:
+                    return
+                if frame.message is None:
+                    logger.warning("FIX garbled message dropped (%s): %r", frame.error, frame.raw[:200])
+                    continue
+                self.timers.last_received = now
+                self._receive(frame, now)
+        finally:
+            # Also when processing stopped half-way (a write failed): what was accepted
+            # in sequence before that is stored.
+            self.flush_inbound()
+
+    # ---------------------------------------------------------------- the inbox
+    def next_target_seq(self) -> int:
+        """The MsgSeqNum expected next: the store's, or past what the chunk being
+        processed consumed and has not stored yet."""
+        return self.store.next_target_seq() if self._target_ahead is None else self._target_ahead
+
+    def _consume(self, next_seq: int) -> None:
+        """Move the expected number forward (an admin message, a reject, a gap fill);
+        stored with the chunk's messages by ``flush_inbound``."""
+        self._target_ahead = next_seq
+
+    def _accept_app(self, seq: int, msg_type: str, fields: list[tuple[int, str]], raw: bytes) -> None:
+        self._inbound.append(InboundRecord(seq, msg_type, fields, raw))
+        self._target_ahead = seq + 1
+        if len(self._inbound) >= INBOUND_BATCH_MAX:
+            self.flush_inbound()
+
+    def flush_inbound(self) -> None:
+        """Store the accepted application messages and the expected number past them in
+        one atomic store call, then hand the messages to the application in order. If
+        the store fails, nothing was stored and the number did not move: the buffer is
+        dropped (the session must end; the counterparty resends on the next logon)."""
+        target, messages = self._target_ahead, self._inbound
+        if target is None:
+            return
+        self._target_ahead, self._inbound = None, []
+        if messages:
+            self.store.accept_inbound_batch(messages, next_target_seq=target)
+        else:
+            self.store.set_next_target_seq(target)
+        for message in messages:
+            body = [(t, v) for t, v in message.fields if t not in HEADER_TAGS]
+            self.app.on_app_message(self, message.seq, message.msg_type, body)
 
     def _receive(self, frame: Frame, now: float) -> None:
         msg = frame.message
@@ -361,7 +468,7 @@ class FixSession:
             self._on_sequence_reset(fields, seq, now)
             return
 
-        expected = self.store.next_target_seq()
+        expected = self.next_target_seq()
         if seq > expected:
             if msg_type == "5":
                 self._on_logout(now)
@@ -389,7 +496,7 @@ class FixSession:
 
     def _drain_queue(self, now: float) -> None:
         while self.transport is not None:
-            expected = self.store.next_target_seq()
+            expected = self.next_target_seq()
             # Anything queued below the expected number was filled by a gap fill.
             for stale in [s for s in self.queued if s < expected]:
                 del self.queued[stale]
@@ -417,18 +524,18 @@ class FixSession:
     ) -> None:
         if first(fields, 52) is None:
             # A required header field: Reject, and the number is consumed.
-            self.store.set_next_target_seq(seq + 1)
+            self._consume(seq + 1)
             self.send_reject(seq, REJ_REQUIRED_TAG_MISSING, "Required tag missing: 52", now, 52, msg_type)
             return
         if first(fields, 43) == "Y" and first(fields, 122) is None and msg_type not in ("4",):
             # PossDup without OrigSendingTime: reject, but the number is consumed.
-            self.store.set_next_target_seq(seq + 1)
+            self._consume(seq + 1)
             self.send_reject(
                 seq, REJ_REQUIRED_TAG_MISSING, "OrigSendingTime (122) required with PossDupFlag", now, 122, msg_type
             )
             return
         if msg_type in ADMIN_TYPES:
-            self.store.set_next_target_seq(seq + 1)
+            self._consume(seq + 1)
             problem = _admin_problem(msg_type, fields)
             if problem is not None:
                 reason, ref_tag, text = problem
@@ -440,17 +547,15 @@ class FixSession:
         try:
             codec.validate_inbound(msg_type, fields, self.config.begin_string, self.config.accepts)
         except codec.UnsupportedMessage as exc:
-            self.store.set_next_target_seq(seq + 1)
+            self._consume(seq + 1)
             self.send_admin("j", [(45, str(seq)), (372, msg_type), (380, str(exc.reason)), (58, exc.text[:200])], now)
             return
         except codec.InvalidMessage as exc:
-            self.store.set_next_target_seq(seq + 1)
+            self._consume(seq + 1)
             logger.warning("FIX %s: rejecting seq %s: %s", self.config.target_comp_id, seq, exc.text)
             self.send_reject(seq, exc.reason, exc.text, now, exc.ref_tag, msg_type)
             return
-        body = [(t, v) for t, v in fields if t not in HEADER_TAGS]
-        self.store.accept_inbound(seq, msg_type, fields, frame.raw)
-        self.app.on_app_message(self, seq, msg_type, body)
+        self._accept_app(seq, msg_type, fields, frame.raw)
 
     # ------------------------------------------------------------ admin messages
     def _on_logon(self, fields: list[tuple[int, str]], seq: int, now: float) -> None:
@@ -460,6 +565,8 @@ class FixSession:
             self.disconnect("bad Logon")
             return
         reset = first(fields, 141) == "Y"
+        if reset:
+            self.flush_inbound()  # the stored numbers are about to be replaced
         if self.state is State.AWAITING_LOGON:
             if reset:
                 self.store.reset()
@@ -484,7 +591,7 @@ class FixSession:
         else:
             self.disconnect("unexpected Logon")
             return
-        expected = self.store.next_target_seq()
+        expected = self.next_target_seq()
         if seq < expected and not reset:
             text = f"MsgSeqNum too low, expecting {expected} but received {seq}"
             self.logout(text, now)
@@ -498,7 +605,8 @@ class FixSession:
             # is filled by remembering it as an admin placeholder.
             self.queued[seq] = Frame(b"", _heartbeat_placeholder(self.config, seq))
         else:
-            self.store.set_next_target_seq(seq + 1)
+            self._consume(seq + 1)
+        self.flush_inbound()
         self.app.on_logon(self)
 
     def _on_admin(self, fields: list[tuple[int, str]], msg_type: str, seq: int, now: float) -> None:
@@ -512,6 +620,7 @@ class FixSession:
             self._on_resend_request(fields, seq, now)
         elif msg_type == "3":
             logger.error("FIX %s rejected our message: %s", self.config.target_comp_id, fields)
+            self.flush_inbound()
             self.app.on_reject(self, fields)
         elif msg_type == "4":  # gap fill (reset mode is handled before sequencing)
             new_seq = first(fields, 36)
@@ -520,7 +629,7 @@ class FixSession:
             elif int(new_seq) <= seq:
                 self.send_reject(seq, REJ_VALUE_INCORRECT, "NewSeqNo must be higher than MsgSeqNum", now, 36, "4")
             else:
-                self.store.set_next_target_seq(int(new_seq))
+                self._consume(int(new_seq))
         elif msg_type == "5":
             self._on_logout(now)
 
@@ -533,17 +642,19 @@ class FixSession:
 
     def _on_sequence_reset(self, fields: list[tuple[int, str]], seq: int, now: float) -> None:
         new_seq = first(fields, 36)
-        expected = self.store.next_target_seq()
+        expected = self.next_target_seq()
         if new_seq is None or not new_seq.isdigit():
             self.send_reject(seq, REJ_REQUIRED_TAG_MISSING, "NewSeqNo (36) required", now, 36, "4")
             return
         if int(new_seq) < expected:
             self.send_reject(seq, REJ_VALUE_INCORRECT, f"NewSeqNo {new_seq} below expected {expected}", now, 36, "4")
             return
+        self.flush_inbound()  # a reset sets the stored number directly
         self.store.set_next_target_seq(int(new_seq))
         self._drain_queue(now)
 
     def _on_resend_request(self, fields: list[tuple[int, str]], seq: int, now: float) -> None:
+        self.flush_inbound()  # as before any answer (send_admin)
         begin_text, end_text = first(fields, 7), first(fields, 16)
         if not (begin_text and begin_text.isdigit() and end_text is not None and end_text.isdigit()):
             self.send_reject(seq, REJ_REQUIRED_TAG_MISSING, "BeginSeqNo (7) and EndSeqNo (16) required", now, 7, "2")
@@ -596,7 +707,7 @@ class FixSession:
         if self.resend_requested_to and self.queued and now - self.resend_requested_at > self.resend_timeout:
             # The resend did not fill the gap (a frame lost or garbled on the way):
             # without asking again every later message would wait in the queue forever.
-            expected = self.store.next_target_seq()
+            expected = self.next_target_seq()
             logger.warning("FIX %s: gap from %s still open, asking again", self.config.target_comp_id, expected)
             self.resend_requested_to = 0
             self._request_resend(expected, max(self.queued), now)
