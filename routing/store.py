@@ -24,7 +24,8 @@ from django.db.models.functions import Now
 
 from audit.services import audit_event_record
 
-from .fix.session import ADMIN_TYPES, InboundRecord, inbound_batch_target
+from .fix.session import ADMIN_TYPES
+from .fix.stores import InboundRecord, inbound_batch_target
 from .models import FixMessageLog, InboundMessage, OutboundMessage, Venue, VenueSession
 from .services import lease_extension, session_fenced_update
 
