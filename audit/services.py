@@ -9,6 +9,8 @@ from typing import Any
 
 from django.db import transaction
 
+from oms_site.db import rows_insert
+
 from .models import AuditEvent
 
 SYSTEM_ACTOR = "system"
@@ -47,24 +49,24 @@ def audit_event_record(
 
 def audit_events_record(events: list[dict[str, Any]]) -> list[AuditEvent]:
     """Append many events in the caller's transaction, with one INSERT, in list order
-    (their ids follow it). Each dict takes the keyword arguments of
-    ``audit_event_record``; events without ``occurred_at`` share one time."""
+    (their ids follow it; the returned events carry no id). Each dict takes the keyword
+    arguments of ``audit_event_record``; events without ``occurred_at`` share one time."""
     now = dt.datetime.now(dt.UTC)
-    return AuditEvent.objects.bulk_create(
-        [
-            AuditEvent(
-                occurred_at=event.get("occurred_at") or now,
-                actor=event["actor"],
-                action=event["action"],
-                object_type=event["object_type"],
-                object_id=str(event["object_id"]),
-                before=event.get("before"),
-                after=event.get("after"),
-                details=event.get("details") or {},
-            )
-            for event in events
-        ]
-    )
+    rows = [
+        AuditEvent(
+            occurred_at=event.get("occurred_at") or now,
+            actor=event["actor"],
+            action=event["action"],
+            object_type=event["object_type"],
+            object_id=str(event["object_id"]),
+            before=event.get("before"),
+            after=event.get("after"),
+            details=event.get("details") or {},
+        )
+        for event in events
+    ]
+    rows_insert(AuditEvent, rows, ids=False)
+    return rows
 
 
 def audit_event_record_independent(**kwargs: Any) -> AuditEvent:

@@ -21,7 +21,9 @@
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
+import pstats
 import sys
 import time
 import uuid
@@ -112,11 +114,12 @@ def bench_session(reports: int) -> None:
     )
 
 
-def bench_database(db: str, orders: int, fills: int) -> float:
-    """Returns the inbox store rate (messages/s)."""
+def bench_database(db: str, orders: int, fills: int, *, profile: bool = False) -> tuple[float, float]:
+    """Returns the inbox store and apply rates (messages/s)."""
     django_on_fresh_database(db)
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
+    from django.db import connection
 
     call_command("seed_demo", verbosity=0)
     from compliance.models import RuleSetting
@@ -200,8 +203,20 @@ def bench_database(db: str, orders: int, fills: int) -> float:
     assert app.count == stored == len(messages), (app.count, stored, len(messages))
     assert store.next_target_seq() == VenueSession.objects.get(venue=venue).next_target_seq == len(messages) + 2
 
+    profiler = cProfile.Profile() if profile else None
     started = time.perf_counter()
-    applied = inbox_apply(venue_code="SIM")
+    if profiler is not None:
+        profiler.enable()
+    statements = []
+
+    def count(execute, sql, params, many, context):
+        statements.append(1)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(count):
+        applied = inbox_apply(venue_code="SIM")
+    if profiler is not None:
+        profiler.disable()
     apply_elapsed = time.perf_counter() - started
     filled = Order.objects.filter(pk__in=[o.pk for o in created], status="filled").count()
     assert applied == len(messages) and filled == orders, (applied, filled)
@@ -221,10 +236,13 @@ def bench_database(db: str, orders: int, fills: int) -> float:
         f"= {len(messages) / transactions_elapsed:,.0f} messages/s (the rest: framing, parsing, validation)"
     )
     print(
-        f"inbox apply (execution_report_apply under row locks, batches of 100): {applied} messages "
-        f"in {apply_elapsed:.2f}s = {applied / apply_elapsed:,.0f}/s; {filled}/{orders} orders filled"
+        f"inbox apply (set-based batches, one transaction each): {applied} messages in {apply_elapsed:.2f}s "
+        f"= {applied / apply_elapsed:,.0f}/s, {len(statements)} statements "
+        f"({len(statements) / applied:.2f} per message); {filled}/{orders} orders filled"
     )
-    return store_rate
+    if profiler is not None:
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+    return store_rate, applied / apply_elapsed
 
 
 def main() -> None:
@@ -234,6 +252,7 @@ def main() -> None:
     parser.add_argument("--fills", type=int, default=5)
     parser.add_argument("--db", default="oms_bench_fix")
     parser.add_argument("--pgbench-seconds", type=int, default=15)
+    parser.add_argument("--profile", action="store_true", help="cProfile the inbox apply")
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "oms_site.settings")
     import django
@@ -241,10 +260,11 @@ def main() -> None:
     os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{args.db}"
     django.setup()
     bench_session(args.reports)
-    store_rate = bench_database(args.db, args.orders, args.fills)
+    store_rate, apply_rate = bench_database(args.db, args.orders, args.fills, profile=args.profile)
     tps = pgbench_tps(clients=8, jobs=2, seconds=args.pgbench_seconds, scale=10)
     print(f"pgbench TPC-B (-c 8 -j 2, scale 10, same server, same run): {tps:,.0f} tps")
     print(f"ratio inbox store messages/s : pgbench tps = {store_rate / tps:.2f}")
+    print(f"ratio inbox apply messages/s : pgbench tps = {apply_rate / tps:.2f}")
 
 
 if __name__ == "__main__":

@@ -20,9 +20,11 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection
+from django.db.models import F
 from django.utils import timezone
 
 from audit.services import audit_events_record
+from oms_site.db import rows_insert, rows_update
 from routing.fix import codec
 from routing.models import Venue
 
@@ -245,21 +247,17 @@ class BatchState:
     def flush(self) -> None:
         """Write what the batch worked out: a handful of statements, whatever its size."""
         if self.new_executions:
-            Execution.objects.bulk_create(self.new_executions)
+            rows_insert(Execution, self.new_executions)
             referring = [e for e in self.new_executions if getattr(e, "ref_pending", None) is not None]
             for execution in referring:
                 execution.ref_execution_id = execution.ref_pending.pk
-            if referring:
-                Execution.objects.bulk_update(referring, ["ref_execution"])
-        if self.changed_executions:
-            Execution.objects.bulk_update(list(self.changed_executions.values()), ["in_effect", "outcome"])
-        if self.changed_requests:
-            OrderRequest.objects.bulk_update(list(self.changed_requests.values()), list(REQUEST_FIELDS))
-        if self.changed_orders:
-            Order.objects.bulk_update([self.orders[pk] for pk in sorted(self.changed_orders)], list(ORDER_FIELDS))
+            rows_update(Execution, referring, ["ref_execution"])
+        rows_update(Execution, list(self.changed_executions.values()), ["in_effect", "outcome"])
+        rows_update(OrderRequest, list(self.changed_requests.values()), list(REQUEST_FIELDS))
+        rows_update(Order, [self.orders[pk] for pk in sorted(self.changed_orders)], list(ORDER_FIELDS))
         self._positions_write()
         if self.flags:
-            OrderFlag.objects.bulk_create(self.flags)
+            rows_insert(OrderFlag, self.flags)
         if self.events:
             for event in self.events:
                 flag = event.pop("flag", None)
@@ -280,6 +278,17 @@ class BatchState:
             [Position(account_id=account_id, security_id=security_id) for account_id, security_id in keys],
             ignore_conflicts=True,
         )
+        if connection.vendor != "postgresql":  # the embedded demo database: row by row
+            for (account_id, security_id), delta in deltas.items():
+                Position.objects.filter(account_id=account_id, security_id=security_id).update(
+                    bought_quantity=F("bought_quantity") + delta[0],
+                    bought_notional=F("bought_notional") + delta[1],
+                    sold_quantity=F("sold_quantity") + delta[2],
+                    sold_notional=F("sold_notional") + delta[3],
+                    quantity=F("quantity") + delta[4],
+                    updated_at=self.now,
+                )
+            return
         table = Position._meta.db_table
         rows = ", ".join(["(%s, %s, %s, %s::numeric, %s, %s::numeric, %s)"] * len(keys))
         params: list[Any] = []

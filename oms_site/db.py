@@ -1,0 +1,85 @@
+"""Set-based writes for hot paths (STYLE "set-based on hot paths"): many rows in one
+statement. A library module: it imports no app.
+
+Django's ``bulk_update`` builds a CASE per field and row, and on PostgreSQL
+``bulk_create`` sends every column as an array literal that psycopg quotes value by
+value on the client; both cost more in Python than the statement costs the database.
+These send plain multi-row VALUES instead. On other databases (the embedded demo
+database) they fall back to Django's bulk methods."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import connection
+from django.db.models import Model
+
+# PostgreSQL takes at most 65,535 parameters in one statement.
+MAX_PARAMETERS = 60_000
+
+
+def _quote(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _chunks(objs: list[Model], per_row: int):
+    size = max(MAX_PARAMETERS // per_row, 1)
+    for start in range(0, len(objs), size):
+        yield objs[start : start + size]
+
+
+def rows_insert(model: type[Model], objs: list[Model], *, ids: bool = True) -> None:
+    """INSERT the unsaved ``objs`` in one statement (a few for very many); with ``ids`` their primary keys
+    are set from RETURNING (in the order given)."""
+    if not objs:
+        return
+    if connection.vendor != "postgresql":
+        model._default_manager.bulk_create(objs)
+        return
+    meta = model._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    for chunk in _chunks(objs, len(fields)):
+        params: list[Any] = []
+        for obj in chunk:  # pre_save: auto_now(_add) fields take the time, as save() does
+            params.extend(field.get_db_prep_save(field.pre_save(obj, add=True), connection) for field in fields)
+        sql = (
+            f"INSERT INTO {_quote(meta.db_table)} ({', '.join(_quote(f.column) for f in fields)}) "
+            f"VALUES {', '.join([row] * len(chunk))}"
+        )
+        with connection.cursor() as cursor:
+            if not ids:
+                cursor.execute(sql, params)
+                continue
+            cursor.execute(f"{sql} RETURNING {_quote(meta.pk.column)}", params)
+            for obj, (pk,) in zip(chunk, cursor.fetchall(), strict=True):
+                obj.pk = pk
+                obj._state.adding = False
+                obj._state.db = connection.alias
+
+
+def rows_update(model: type[Model], objs: list[Model], fields: list[str]) -> None:
+    """UPDATE ``fields`` of many saved rows in one statement (UPDATE ... FROM VALUES)."""
+    if not objs:
+        return
+    if connection.vendor != "postgresql":
+        model._default_manager.bulk_update(objs, fields)
+        return
+    meta = model._meta
+    columns = [meta.get_field(name) for name in fields]
+    pk = meta.pk
+    row = "(" + ", ".join([f"%s::{pk.db_type(connection)}", *(f"%s::{f.db_type(connection)}" for f in columns)]) + ")"
+    names = ", ".join(_quote(field.column) for field in columns)
+    assignments = ", ".join(f"{_quote(field.column)} = v.{_quote(field.column)}" for field in columns)
+    for chunk in _chunks(objs, len(columns) + 1):
+        params: list[Any] = []
+        for obj in chunk:
+            params.append(pk.get_db_prep_save(obj.pk, connection))
+            params.extend(field.get_db_prep_save(getattr(obj, field.attname), connection) for field in columns)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {_quote(meta.db_table)} AS t SET {assignments} "
+                f"FROM (VALUES {', '.join([row] * len(chunk))}) AS v({_quote(pk.column)}, {names}) "
+                f"WHERE t.{_quote(pk.column)} = v.{_quote(pk.column)}",
+                params,
+            )
