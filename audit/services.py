@@ -21,7 +21,7 @@ def actor_name(user: Any) -> str:
     return user.get_username()
 
 
-def audit_event_record(
+def audit_event_build(
     *,
     actor: str,
     action: str,
@@ -32,8 +32,9 @@ def audit_event_record(
     details: dict[str, Any] | None = None,
     occurred_at: dt.datetime | None = None,
 ) -> AuditEvent:
-    """Append one event in the caller's transaction."""
-    return AuditEvent.objects.create(
+    """One event, not yet stored: for callers that write many at once
+    (``audit_events_store``). The time is taken now, when the step happened."""
+    return AuditEvent(
         occurred_at=occurred_at or dt.datetime.now(dt.UTC),
         actor=actor,
         action=action,
@@ -43,6 +44,20 @@ def audit_event_record(
         after=after,
         details=details or {},
     )
+
+
+def audit_event_record(**kwargs: Any) -> AuditEvent:
+    """Append one event in the caller's transaction (the arguments of
+    ``audit_event_build``)."""
+    event = audit_event_build(**kwargs)
+    event.save()
+    return event
+
+
+def audit_events_store(events: list[AuditEvent]) -> None:
+    """Append built events in the caller's transaction, in list order (ids follow
+    it), with bulk inserts."""
+    AuditEvent.objects.bulk_create(events, batch_size=1000)
 
 
 def audit_event_record_independent(**kwargs: Any) -> AuditEvent:

@@ -41,13 +41,30 @@ def outbox_message_enqueue(
 ) -> OutboundMessage:
     """Queue an application message for the venue's session; call inside the order's
     transaction so the message exists exactly when the order change committed."""
-    return OutboundMessage.objects.create(
+    message = outbox_message_build(
+        venue=venue, order_id=order_id, cl_ord_id=cl_ord_id, msg_type=msg_type, fields=fields
+    )
+    message.save()
+    return message
+
+
+def outbox_message_build(
+    *, venue: Venue, order_id: int, cl_ord_id: str, msg_type: str, fields: Iterable[tuple[int, str]]
+) -> OutboundMessage:
+    """A message for ``outbox_messages_enqueue``, not yet stored."""
+    return OutboundMessage(
         venue=venue,
         order_id=order_id,
         cl_ord_id=cl_ord_id,
         msg_type=msg_type,
         fields=[[tag, value] for tag, value in fields],
     )
+
+
+def outbox_messages_enqueue(*, messages: list[OutboundMessage]) -> None:
+    """Queue many built messages with bulk inserts, in list order (the session drains
+    a venue's outbox in id order), inside the orders' transaction."""
+    OutboundMessage.objects.bulk_create(messages, batch_size=1000)
 
 
 def outbox_message_withdraw(*, order_id: int, cl_ord_id: str) -> bool:
