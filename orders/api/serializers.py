@@ -142,8 +142,17 @@ class OrderSerializer(serializers.ModelSerializer):
 
     def get_compliance_results(self, order: Order) -> list[dict]:
         # Internal results (watch list) are for compliance only, never for traders.
-        results = [r for r in order.compliance_results.all() if not r.internal]
-        return ComplianceResultSerializer(results, many=True).data
+        render = self._nested(ComplianceResultSerializer).to_representation
+        return [render(result) for result in order.compliance_results.all() if not result.internal]
+
+    def _nested(self, serializer_class) -> serializers.Serializer:
+        """One serializer per class for all the orders this one renders (a list of
+        orders, a basket): building a ModelSerializer's fields costs more than
+        rendering a row, so a list renders its orders' nested rows with one."""
+        nested = self.__dict__.setdefault("_nested_serializers", {})
+        if serializer_class not in nested:
+            nested[serializer_class] = serializer_class()
+        return nested[serializer_class]
 
 
 class OrderDetailSerializer(OrderSerializer):
@@ -154,7 +163,8 @@ class OrderDetailSerializer(OrderSerializer):
         read_only_fields = fields
 
     def get_executions(self, order: Order) -> list[dict]:
-        return ExecutionSerializer(order_executions_shown(order=order), many=True).data
+        render = self._nested(ExecutionSerializer).to_representation
+        return [render(execution) for execution in order_executions_shown(order=order)]
 
 
 class PositionSerializer(serializers.ModelSerializer):
