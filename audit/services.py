@@ -23,7 +23,7 @@ def actor_name(user: Any) -> str:
     return user.get_username()
 
 
-def audit_event_record(
+def audit_event_build(
     *,
     actor: str,
     action: str,
@@ -34,8 +34,9 @@ def audit_event_record(
     details: dict[str, Any] | None = None,
     occurred_at: dt.datetime | None = None,
 ) -> AuditEvent:
-    """Append one event in the caller's transaction."""
-    return AuditEvent.objects.create(
+    """One event, not yet stored: for callers that write many at once
+    (``audit_events_store``). The time is taken now, when the step happened."""
+    return AuditEvent(
         occurred_at=occurred_at or dt.datetime.now(dt.UTC),
         actor=actor,
         action=action,
@@ -47,26 +48,23 @@ def audit_event_record(
     )
 
 
-def audit_events_record(events: list[dict[str, Any]]) -> list[AuditEvent]:
-    """Append many events in the caller's transaction, with one INSERT, in list order
-    (their ids follow it; the returned events carry no id). Each dict takes the keyword
-    arguments of ``audit_event_record``; events without ``occurred_at`` share one time."""
-    now = dt.datetime.now(dt.UTC)
-    rows = [
-        AuditEvent(
-            occurred_at=event.get("occurred_at") or now,
-            actor=event["actor"],
-            action=event["action"],
-            object_type=event["object_type"],
-            object_id=str(event["object_id"]),
-            before=event.get("before"),
-            after=event.get("after"),
-            details=event.get("details") or {},
-        )
-        for event in events
-    ]
-    rows_insert(AuditEvent, rows, ids=False)
-    return rows
+def audit_event_record(**kwargs: Any) -> AuditEvent:
+    """Append one event in the caller's transaction (the arguments of
+    ``audit_event_build``)."""
+    event = audit_event_build(**kwargs)
+    event.save()
+    return event
+
+
+def audit_events_store(events: list[AuditEvent]) -> None:
+    """Append built events in the caller's transaction, in list order (ids follow it),
+    with one multi-row INSERT (a few for very many); the events get no id."""
+    rows_insert(AuditEvent, events, ids=False)
+
+
+def audit_events_record(events: list[dict[str, Any]]) -> None:
+    """Append many events, each given as the arguments of ``audit_event_build``."""
+    audit_events_store([audit_event_build(**event) for event in events])
 
 
 def audit_event_record_independent(**kwargs: Any) -> AuditEvent:

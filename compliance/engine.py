@@ -25,6 +25,7 @@ from typing import Any
 from django.db.models import Q
 
 from audit.services import actor_name, audit_event_record
+from oms_site.db import rows_insert
 
 from .models import SCOPE_PRECEDENCE, ComplianceResult, Outcome, RuleSetting, Scope
 
@@ -154,7 +155,7 @@ def registered_rules() -> dict[str, Rule]:
 
 
 def results_store(results: list[ComplianceResult]) -> None:
-    ComplianceResult.objects.bulk_create(results)
+    rows_insert(ComplianceResult, results)
 
 
 def evaluate(

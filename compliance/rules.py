@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Callable
 from decimal import Decimal
 
-from django.db.models import Q
+from django.db.models import Count, Q
 
 from audit.services import actor_name, audit_event_record
 from orders.models import WORKING_STATUSES, Execution, Order, OrderRequest, OrderStatus, Position, Security, Side
@@ -509,11 +509,17 @@ def short_sale(check: Check) -> RuleVerdict:
 # --------------------------------------------------------------------- rate limits
 def _message_count(check: Check, window_seconds: int, *, by_account: bool) -> int:
     """New, cancel and replace messages in the window: orders entered (held and
-    rejected ones too: each was a message) and cancel/replace requests."""
+    rejected ones too: each was a message) and cancel/replace requests. A basket is
+    one message from the client however many orders it carries (firms rate-limit
+    messages; the basket's size is bounded by its own limit and by the exposure
+    rules), so its orders count once, and not at all for its own lines: the line
+    being checked is the basket's message, which the caller counts."""
     since = check.now - dt.timedelta(seconds=window_seconds)
     orders = Order.objects.filter(created_at__gte=since)
     if check.stage != "amend":  # the order being entered is the message counted by the caller
         orders = orders.exclude(pk=check.order.pk)
+        if check.order.basket_id is not None:
+            orders = orders.exclude(basket_id=check.order.basket_id)
     requests = OrderRequest.objects.filter(
         created_at__gte=since, kind__in=(OrderRequest.Kind.CANCEL, OrderRequest.Kind.REPLACE)
     )
@@ -526,7 +532,10 @@ def _message_count(check: Check, window_seconds: int, *, by_account: bool) -> in
             return 0
         orders = orders.filter(created_by_id=trader.pk)
         requests = requests.filter(requested_by_id=trader.pk)
-    return orders.count() + requests.count()
+    messages = orders.aggregate(
+        single=Count("pk", filter=Q(basket__isnull=True)), baskets=Count("basket", distinct=True)
+    )
+    return messages["single"] + messages["baskets"] + requests.count()
 
 
 def _rate_rule(rule_name: str, *, by_account: bool) -> Callable[[Check], RuleVerdict]:

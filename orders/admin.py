@@ -3,7 +3,7 @@ from django.contrib import admin
 from audit.admin_base import AuditedModelAdmin, ReadOnlyAdmin, ReadOnlyInline
 from compliance.models import ComplianceResult
 
-from .models import Account, Execution, Order, OrderFlag, OrderRequest, Position, Security
+from .models import Account, Basket, Execution, Order, OrderFlag, OrderRequest, Position, Security
 
 
 @admin.register(Security)
@@ -94,3 +94,21 @@ class PositionAdmin(ReadOnlyAdmin):
     list_display = ["account", "security", "quantity", "bought_quantity", "sold_quantity", "updated_at"]
     list_filter = ["account"]
     search_fields = ["security__symbol", "account__code"]
+
+
+@admin.register(Basket)
+class BasketAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "client_basket_id",
+        "name",
+        "created_by",
+        "lines_total",
+        "lines_routed",
+        "lines_held",
+        "lines_rejected",
+        "created_at",
+    ]
+    search_fields = ["client_basket_id", "name", "created_by__username"]
+    date_hierarchy = "created_at"
+    list_select_related = ["created_by"]

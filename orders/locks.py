@@ -22,3 +22,10 @@ def position_lock(*, account_id: int, security_id: int) -> Position:
     # new position cannot create two rows.
     Position.objects.bulk_create([Position(account_id=account_id, security_id=security_id)], ignore_conflicts=True)
     return Position.objects.select_for_update().get(account_id=account_id, security_id=security_id)
+
+
+def accounts_lock(*, account_ids) -> list[Account]:
+    """Lock several accounts in one statement, in id order (rows are locked in the
+    order they are returned), so two baskets sharing accounts queue behind each other
+    instead of deadlocking."""
+    return list(Account.objects.select_for_update().filter(pk__in=set(account_ids)).order_by("pk"))

@@ -109,6 +109,40 @@ class Origin(models.TextChoices):
     VENUE = "venue", "Venue (unsolicited, e.g. telephoned order)"
 
 
+class Basket(models.Model):
+    """Many orders submitted in one request and one transaction (a program or list
+    trade). ``client_basket_id`` makes the submission idempotent per user; the counts
+    are the compliance outcome of its lines at submission (what the 201 said), kept so
+    a repeated submission answers exactly the same."""
+
+    client_basket_id = models.CharField(max_length=64)
+    name = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="baskets")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    lines_total = models.PositiveIntegerField(default=0)
+    lines_routed = models.PositiveIntegerField(default=0)
+    lines_held = models.PositiveIntegerField(default=0)
+    lines_rejected = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["created_by", "client_basket_id"], name="basket_client_id_unique_per_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"basket #{self.pk} {self.client_basket_id}"
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {
+            "total": self.lines_total,
+            "routed": self.lines_routed,
+            "held": self.lines_held,
+            "rejected": self.lines_rejected,
+        }
+
+
 class Order(FSMModelMixin, models.Model):
     """A client order and its life at the venue.
 
@@ -142,6 +176,8 @@ class Order(FSMModelMixin, models.Model):
     acknowledged = models.BooleanField(default=False, help_text="the venue has accepted the order")
     needs_review = models.BooleanField(default=False, db_index=True)
     origin = models.CharField(max_length=5, choices=Origin.choices, default=Origin.API)
+    # The basket the order was submitted in (null: submitted on its own).
+    basket = models.ForeignKey(Basket, on_delete=models.PROTECT, null=True, blank=True, related_name="orders")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="orders"
     )

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, F, Max, QuerySet, Sum
+from django.db.models import Count, F, Max, Prefetch, QuerySet, Sum
 from django_fsm import can_proceed
 
 from audit.models import AuditEvent
@@ -13,7 +14,7 @@ from compliance.models import OverrideRequest
 from oms_site.errors import NotFound
 from oms_site.roles import API_CLIENT_GROUP, MIDDLE_OFFICE_GROUP, TRADER_GROUP
 
-from .models import LIVE_STATUSES, Account, Execution, Order, OrderStatus, OrderType, Position, Security, Side
+from .models import LIVE_STATUSES, Account, Basket, Execution, Order, OrderStatus, OrderType, Position, Security, Side
 
 __all__ = ["API_CLIENT_GROUP", "MIDDLE_OFFICE_GROUP", "TRADER_GROUP"]  # the group names, for callers of old
 
@@ -52,6 +53,8 @@ def order_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Order
         qs = qs.filter(created_at__gte=filters["created_after"])
     if filters.get("created_on"):  # a trade date, in UTC
         qs = qs.filter(created_at__date=filters["created_on"])
+    if filters.get("basket"):
+        qs = qs.filter(basket_id=filters["basket"])
     return qs.order_by("-created_at", "-id")
 
 
@@ -67,9 +70,66 @@ def order_get_for_user(*, user, order_id: int) -> Order:
     return order
 
 
+# The executions an order shows: trades, busts, corrections and the fill statuses.
+EXEC_TYPES_SHOWN = ("F", "G", "H", "1", "2")
+
+
+def order_executions_shown(*, order: Order) -> list[Execution]:
+    """The order's executions as its detail shows them (prefetched by
+    ``basket_orders``, else read)."""
+    prefetched = getattr(order, "executions_shown", None)
+    if prefetched is not None:
+        return prefetched
+    return list(order.executions.filter(exec_type__in=EXEC_TYPES_SHOWN).select_related("venue", "ref_execution"))
+
+
+def baskets_visible_to(*, user) -> QuerySet[Basket]:
+    """The baskets a user may see: those they submitted, every basket for middle
+    office (who see every account). A trader never sees another trader's basket, even
+    one with orders in an account both trade: a basket is one person's submission and
+    may span accounts the viewer does not trade; its orders are visible to them
+    through the orders API."""
+    if user_sees_all_accounts(user):
+        return Basket.objects.all()
+    return Basket.objects.filter(created_by=user)
+
+
+def basket_list(*, user) -> QuerySet[Basket]:
+    return baskets_visible_to(user=user).order_by("-created_at", "-id")
+
+
+def basket_get_for_user(*, user, basket_id: int) -> Basket:
+    """The basket if the user may see it; NotFound otherwise (never reveals existence)."""
+    basket = baskets_visible_to(user=user).filter(pk=basket_id).first()
+    if basket is None:
+        raise NotFound("Basket not found.")
+    return basket
+
+
+def basket_orders(*, user, basket: Basket) -> QuerySet[Order]:
+    """The basket's orders in line order, those of accounts the user may see (its
+    submitter may since have lost an account), with what their detail shows
+    prefetched: a constant number of statements for any basket size."""
+    return (
+        Order.objects.filter(basket=basket, account__in=accounts_visible_to(user=user))
+        .select_related("account", "security", "venue")
+        .prefetch_related(
+            "compliance_results",
+            Prefetch(
+                "executions",
+                queryset=Execution.objects.filter(exec_type__in=EXEC_TYPES_SHOWN)
+                .select_related("venue", "ref_execution", "order__security")
+                .order_by("id"),
+                to_attr="executions_shown",
+            ),
+        )
+        .order_by("id")
+    )
+
+
 def execution_list(*, user, order_id: int | None = None) -> QuerySet[Execution]:
     qs = Execution.objects.filter(
-        order__account__in=accounts_visible_to(user=user), exec_type__in=("F", "G", "H", "1", "2")
+        order__account__in=accounts_visible_to(user=user), exec_type__in=EXEC_TYPES_SHOWN
     ).select_related("order", "order__security", "venue", "ref_execution")
     if order_id is not None:
         qs = qs.filter(order_id=order_id)
@@ -87,6 +147,13 @@ def position_list(*, user, account: str | None = None, symbol: str | None = None
 
 def security_get(*, symbol: str) -> Security | None:
     return Security.objects.filter(symbol=symbol.upper(), active=True).first()
+
+
+def securities_get(*, symbols: Iterable[str]) -> dict[str, Security]:
+    """Active securities by symbol (symbols are matched in upper case, as one is)."""
+    return {
+        s.symbol: s for s in Security.objects.filter(symbol__in={symbol.upper() for symbol in symbols}, active=True)
+    }
 
 
 def security_search(*, query: str, limit: int = 10) -> list[Security]:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.db.models import Q
 from django.db.models.functions import Now
 
@@ -8,6 +10,10 @@ from .models import InboundMessage, OutboundMessage, Venue, VenueSession
 
 def venue_get_enabled(*, code: str) -> Venue | None:
     return Venue.objects.filter(code=code, enabled=True).first()
+
+
+def venues_get_enabled(*, codes: Iterable[str]) -> dict[str, Venue]:
+    return {venue.code: venue for venue in Venue.objects.filter(code__in=set(codes), enabled=True)}
 
 
 def _routable() -> Q:
@@ -21,13 +27,24 @@ def _routable() -> Q:
     )
 
 
-def venue_choose(*, asset_class: str, symbol: str, currency: str) -> Venue | None:
-    """The router: the routable venue of best priority whose routing attributes take
-    the order, or None when nothing does ("no route")."""
-    for venue in Venue.objects.filter(_routable()).order_by("priority", "code"):
+def venues_routable() -> list[Venue]:
+    """The venues that take new orders now, best priority first (what the router
+    chooses from; a basket reads them once for all its lines)."""
+    return list(Venue.objects.filter(_routable()).order_by("priority", "code"))
+
+
+def venue_pick(venues: Iterable[Venue], *, asset_class: str, symbol: str, currency: str) -> Venue | None:
+    """The first of ``venues`` whose routing attributes take the order, or None."""
+    for venue in venues:
         if venue.takes(asset_class=asset_class, symbol=symbol, currency=currency):
             return venue
     return None
+
+
+def venue_choose(*, asset_class: str, symbol: str, currency: str) -> Venue | None:
+    """The router: the routable venue of best priority whose routing attributes take
+    the order, or None when nothing does ("no route")."""
+    return venue_pick(venues_routable(), asset_class=asset_class, symbol=symbol, currency=currency)
 
 
 def venues_to_host() -> list[tuple[int, str]]:

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from audit.reference import reference_save
 from audit.services import audit_event_record
+from oms_site.db import rows_insert
 
 from .models import FixMessageLog, InboundMessage, OutboundMessage, Venue, VenueSession
 
@@ -41,13 +42,30 @@ def outbox_message_enqueue(
 ) -> OutboundMessage:
     """Queue an application message for the venue's session; call inside the order's
     transaction so the message exists exactly when the order change committed."""
-    return OutboundMessage.objects.create(
+    message = outbox_message_build(
+        venue=venue, order_id=order_id, cl_ord_id=cl_ord_id, msg_type=msg_type, fields=fields
+    )
+    message.save()
+    return message
+
+
+def outbox_message_build(
+    *, venue: Venue, order_id: int, cl_ord_id: str, msg_type: str, fields: Iterable[tuple[int, str]]
+) -> OutboundMessage:
+    """A message for ``outbox_messages_enqueue``, not yet stored."""
+    return OutboundMessage(
         venue=venue,
         order_id=order_id,
         cl_ord_id=cl_ord_id,
         msg_type=msg_type,
         fields=[[tag, value] for tag, value in fields],
     )
+
+
+def outbox_messages_enqueue(*, messages: list[OutboundMessage]) -> None:
+    """Queue many built messages with bulk inserts, in list order (the session drains
+    a venue's outbox in id order), inside the orders' transaction."""
+    rows_insert(OutboundMessage, messages, ids=False)
 
 
 def outbox_message_withdraw(*, order_id: int, cl_ord_id: str) -> bool:

@@ -4,7 +4,9 @@ from rest_framework import serializers
 from audit.models import AuditEvent
 from compliance.models import ComplianceResult, Outcome
 
-from ..models import Execution, Order, OrderStatus, OrderType, Position, Side, TimeInForce
+from ..models import Basket, Execution, Order, OrderStatus, OrderType, Position, Side, TimeInForce
+from ..selectors import order_executions_shown
+from ..services import BASKET_MAX_LINES
 
 PRICE = {"max_digits": 18, "decimal_places": 8}
 
@@ -69,6 +71,7 @@ class OrderFilterSerializer(serializers.Serializer):
     side = serializers.ChoiceField(choices=Side.choices, required=False)
     created_after = serializers.DateTimeField(required=False)
     created_on = serializers.DateField(required=False, help_text="orders created on this date (UTC)")
+    basket = serializers.IntegerField(required=False, min_value=1, help_text="orders of this basket")
 
 
 class ComplianceResultSerializer(serializers.ModelSerializer):
@@ -131,6 +134,7 @@ class OrderSerializer(serializers.ModelSerializer):
             "avg_fill_price",
             "reject_reason",
             "compliance_results",
+            "basket",
             "created_at",
             "updated_at",
         ]
@@ -138,8 +142,17 @@ class OrderSerializer(serializers.ModelSerializer):
 
     def get_compliance_results(self, order: Order) -> list[dict]:
         # Internal results (watch list) are for compliance only, never for traders.
-        results = [r for r in order.compliance_results.all() if not r.internal]
-        return ComplianceResultSerializer(results, many=True).data
+        render = self._nested(ComplianceResultSerializer).to_representation
+        return [render(result) for result in order.compliance_results.all() if not result.internal]
+
+    def _nested(self, serializer_class) -> serializers.Serializer:
+        """One serializer per class for all the orders this one renders (a list of
+        orders, a basket): building a ModelSerializer's fields costs more than
+        rendering a row, so a list renders its orders' nested rows with one."""
+        nested = self.__dict__.setdefault("_nested_serializers", {})
+        if serializer_class not in nested:
+            nested[serializer_class] = serializer_class()
+        return nested[serializer_class]
 
 
 class OrderDetailSerializer(OrderSerializer):
@@ -150,10 +163,8 @@ class OrderDetailSerializer(OrderSerializer):
         read_only_fields = fields
 
     def get_executions(self, order: Order) -> list[dict]:
-        executions = order.executions.filter(exec_type__in=("F", "G", "H", "1", "2")).select_related(
-            "venue", "ref_execution"
-        )
-        return ExecutionSerializer(executions, many=True).data
+        render = self._nested(ExecutionSerializer).to_representation
+        return [render(execution) for execution in order_executions_shown(order=order)]
 
 
 class PositionSerializer(serializers.ModelSerializer):
@@ -182,3 +193,73 @@ class AuditEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
         fields = ["id", "occurred_at", "actor", "action", "object_type", "object_id", "before", "after", "details"]
+
+
+class BasketLinesField(serializers.ListField):
+    """The basket's order lines, each checked as ``POST /api/v1/orders/`` checks its
+    body; errors are keyed by line index (``{"3": {"quantity": [...]}}``). Too many
+    lines is refused before any line is looked at."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, list) and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
+        return super().to_internal_value(data)
+
+
+class BasketCreateInputSerializer(serializers.Serializer):
+    client_basket_id = serializers.CharField(
+        max_length=64, help_text="the client's id of the basket: the same id again returns the basket it made"
+    )
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    orders = BasketLinesField(
+        child=OrderCreateInputSerializer(),
+        min_length=1,
+        max_length=BASKET_MAX_LINES,
+        help_text=f"1 to {BASKET_MAX_LINES} order lines, each the body of POST /api/v1/orders/ "
+        "(client_order_id unique within the basket)",
+    )
+
+
+class BasketCountsSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    routed = serializers.IntegerField(help_text="passed compliance and sent to a venue")
+    held = serializers.IntegerField(help_text="held by a compliance warning for an override")
+    rejected = serializers.IntegerField(help_text="blocked by compliance, or no route")
+
+
+class BasketSerializer(serializers.ModelSerializer):
+    counts = BasketCountsSerializer(read_only=True, help_text="the lines' outcome when the basket was submitted")
+
+    class Meta:
+        model = Basket
+        fields = ["id", "client_basket_id", "name", "created_at", "counts"]
+        read_only_fields = fields
+
+
+class BasketDetailSerializer(BasketSerializer):
+    orders = serializers.SerializerMethodField()
+
+    class Meta(BasketSerializer.Meta):
+        fields = [*BasketSerializer.Meta.fields, "orders"]
+        read_only_fields = fields
+
+    @extend_schema_field(OrderDetailSerializer(many=True))
+    def get_orders(self, basket: Basket) -> list[dict]:
+        """The orders in line order (those of accounts the viewer may see), passed in
+        the context by the view, which reads them through the selector."""
+        return OrderDetailSerializer(self.context["orders"], many=True).data
+
+
+class BasketCancelRefusalSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    reason = serializers.CharField()
+
+
+class BasketCancelSerializer(serializers.Serializer):
+    """Documents the answer of ``POST /api/v1/baskets/{id}/cancel/``."""
+
+    basket = BasketDetailSerializer()
+    cancelled = serializers.ListField(
+        child=serializers.IntegerField(), help_text="orders cancelled, or with a cancel request sent to the venue"
+    )
+    refused = BasketCancelRefusalSerializer(many=True, help_text="orders whose cancel was refused, with the reason")

@@ -9,6 +9,9 @@ urlpatterns = [
     path("orders/<int:order_id>/cancel/", views.OrderCancelApi.as_view(), name="order-cancel"),
     path("orders/<int:order_id>/amend/", views.OrderAmendApi.as_view(), name="order-amend"),
     path("orders/<int:order_id>/audit/", views.OrderAuditApi.as_view(), name="order-audit"),
+    path("baskets/", views.BasketListCreateApi.as_view(), name="basket-list"),
+    path("baskets/<int:basket_id>/", views.BasketDetailApi.as_view(), name="basket-detail"),
+    path("baskets/<int:basket_id>/cancel/", views.BasketCancelApi.as_view(), name="basket-cancel"),
     path("executions/", views.ExecutionListApi.as_view(), name="execution-list"),
     path("positions/", views.PositionListApi.as_view(), name="position-list"),
 ]

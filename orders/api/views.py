@@ -9,9 +9,13 @@ from rest_framework.views import APIView
 from audit.selectors import audit_events_for_object
 
 from .. import selectors, services
-from ..models import Execution, Order, Origin, Position
+from ..models import Basket, Execution, Order, Origin, Position
 from .serializers import (
     AuditEventSerializer,
+    BasketCancelSerializer,
+    BasketCreateInputSerializer,
+    BasketDetailSerializer,
+    BasketSerializer,
     ExecutionSerializer,
     OrderAmendInputSerializer,
     OrderCheckInputSerializer,
@@ -27,6 +31,11 @@ from .serializers import (
 def _order_detail(order_id: int, user):
     order = selectors.order_get_for_user(user=user, order_id=order_id)
     return OrderDetailSerializer(order).data
+
+
+def _basket_detail(basket: Basket, user):
+    orders = selectors.basket_orders(user=user, basket=basket)
+    return BasketDetailSerializer(basket, context={"orders": orders}).data
 
 
 class OrderListCreateApi(GenericAPIView):
@@ -129,3 +138,66 @@ class PositionListApi(GenericAPIView):
         )
         page = self.paginate_queryset(positions)
         return self.get_paginated_response(PositionSerializer(page, many=True).data)
+
+
+class BasketListCreateApi(GenericAPIView):
+    serializer_class = BasketSerializer
+    queryset = Basket.objects.none()  # for the schema; reads go through selectors
+
+    @extend_schema(responses=BasketSerializer(many=True))
+    def get(self, request):
+        page = self.paginate_queryset(selectors.basket_list(user=request.user))
+        return self.get_paginated_response(BasketSerializer(page, many=True).data)
+
+    @extend_schema(
+        request=BasketCreateInputSerializer,
+        responses={
+            201: OpenApiResponse(
+                BasketDetailSerializer,
+                description="the basket and its orders in line order; a compliance block or warning is a "
+                "rejected or held order, not an error",
+            ),
+            200: OpenApiResponse(
+                BasketDetailSerializer, description="client_basket_id already used by you: the existing basket"
+            ),
+            400: OpenApiResponse(
+                description='invalid basket: nothing was created; a bad line is named in details.orders["<index>"]'
+            ),
+        },
+    )
+    def post(self, request):
+        data = BasketCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        basket, created = services.basket_submit(user=request.user, origin=Origin.API, **data.validated_data)
+        return Response(
+            _basket_detail(basket, request.user),
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class BasketDetailApi(APIView):
+    @extend_schema(responses=BasketDetailSerializer)
+    def get(self, request, basket_id: int):
+        basket = selectors.basket_get_for_user(user=request.user, basket_id=basket_id)
+        return Response(_basket_detail(basket, request.user))
+
+
+class BasketCancelApi(APIView):
+    @extend_schema(
+        request=None,
+        responses={
+            202: OpenApiResponse(
+                BasketCancelSerializer,
+                description="every working order of the basket cancelled or asked to cancel; none left working "
+                "is not an error (cancelled is empty)",
+            )
+        },
+    )
+    def post(self, request, basket_id: int):
+        result = services.basket_cancel(user=request.user, basket_id=basket_id)
+        body = {
+            "basket": _basket_detail(result.basket, request.user),
+            "cancelled": result.cancelled,
+            "refused": result.refused,
+        }
+        return Response(body, status=status.HTTP_202_ACCEPTED)

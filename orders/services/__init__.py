@@ -2,6 +2,7 @@
 re-exported here, so callers write ``from orders.services import order_submit``.
 
 - ``submit``: order_submit, order_check (the what-if), routing a passed order
+- ``baskets``: basket_submit (many orders in one transaction), basket_cancel
 - ``cancel``: order_cancel
 - ``amend``: order_amend
 - ``overrides``: order_override_request, override_approve, override_deny,
@@ -17,6 +18,7 @@ re-exported here, so callers write ``from orders.services import order_submit``.
 
 from ._common import order_snapshot
 from .amend import order_amend
+from .baskets import BASKET_MAX_LINES, BasketCancelResult, basket_cancel, basket_submit
 from .cancel import order_cancel
 from .execution_reports import EXEC_TYPE_ACTIONS, ApplyResult, execution_report_apply
 from .inbox import INBOX_BATCH, inbox_apply, venue_reconcile
@@ -27,11 +29,15 @@ from .securities import SecurityLoadReport, security_rows_load
 from .submit import order_check, order_submit
 
 __all__ = [
+    "BASKET_MAX_LINES",
     "EXEC_TYPE_ACTIONS",
     "INBOX_BATCH",
     "ApplyResult",
+    "BasketCancelResult",
     "SecurityLoadReport",
     "account_save",
+    "basket_cancel",
+    "basket_submit",
     "execution_report_apply",
     "inbox_apply",
     "kill_switch_set",

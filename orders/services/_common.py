@@ -12,7 +12,8 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from audit.services import actor_name, audit_event_record, audit_event_record_independent
+from audit.models import AuditEvent
+from audit.services import actor_name, audit_event_build, audit_event_record, audit_event_record_independent
 from compliance import engine as compliance_engine
 from oms_site.errors import InvalidStateTransition, NotFound, NotPermitted
 
@@ -51,15 +52,24 @@ def order_snapshot(order: Order) -> dict[str, Any]:
 
 
 def order_audit(order: Order, *, actor: str, action: str, before=None, details=None) -> None:
-    audit_event_record(
-        actor=actor,
-        action=action,
-        object_type="order",
-        object_id=order.pk,
-        before=before,
-        after=order_snapshot(order),
-        details=details,
-    )
+    audit_event_record(**_order_event(order, actor=actor, action=action, before=before, details=details))
+
+
+def order_audit_build(order: Order, *, actor: str, action: str, before=None, details=None) -> AuditEvent:
+    """The event ``order_audit`` records, built now and stored later in bulk."""
+    return audit_event_build(**_order_event(order, actor=actor, action=action, before=before, details=details))
+
+
+def _order_event(order: Order, *, actor: str, action: str, before, details) -> dict[str, Any]:
+    return {
+        "actor": actor,
+        "action": action,
+        "object_type": "order",
+        "object_id": order.pk,
+        "before": before,
+        "after": order_snapshot(order),
+        "details": details,
+    }
 
 
 def refusals_audited(action: str) -> Callable:

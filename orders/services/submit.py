@@ -6,26 +6,55 @@ outbox). Also the what-if check, which runs the same rules and writes nothing.""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from audit.services import actor_name
+from audit.services import actor_name, audit_events_store
 from compliance import engine as compliance_engine
 from compliance import selectors as compliance_selectors
 from compliance.models import Outcome
+from oms_site.db import rows_insert, rows_update
 from oms_site.errors import InvalidInput
 from routing import selectors as routing_selectors
 from routing import services as routing_services
 from routing.fix import codec
+from routing.models import Venue
 
 from ..locks import account_lock
-from ..models import Order, OrderRequest, OrderStatus, OrderType, Origin, Side, TimeInForce
-from ..selectors import accounts_tradable_by, security_get
-from ._common import cl_ord_id_next, order_audit, order_terms, price_parse, quantity_check
+from ..models import Account, Order, OrderRequest, OrderStatus, OrderType, Origin, Security, Side, TimeInForce
+from ..selectors import accounts_tradable_by, securities_get
+from ._common import cl_ord_id_next, order_audit, order_audit_build, order_terms, price_parse, quantity_check
 
 S = OrderStatus
+
+
+@dataclass(frozen=True)
+class SubmissionReferences:
+    """The accounts (those the user may trade), securities (active) and venues
+    (enabled) that submissions name, read once: one order reads its own, a basket
+    all of its lines' in three statements."""
+
+    accounts: dict[str, Account]
+    securities: dict[str, Security]
+    venues: dict[str, Venue]
+
+
+def submission_references(
+    *, user, account_codes: Iterable[Any], symbols: Iterable[Any], venue_codes: Iterable[Any]
+) -> SubmissionReferences:
+    account_codes = {code for code in account_codes if isinstance(code, str)}
+    symbols = {symbol for symbol in symbols if isinstance(symbol, str) and symbol}
+    venue_codes = {code for code in venue_codes if isinstance(code, str) and code}
+    accounts = accounts_tradable_by(user=user).filter(code__in=account_codes) if account_codes else []
+    return SubmissionReferences(
+        accounts={account.code: account for account in accounts},
+        securities=securities_get(symbols=symbols) if symbols else {},
+        venues=routing_selectors.venues_get_enabled(codes=venue_codes) if venue_codes else {},
+    )
 
 
 def submission_validate(
@@ -44,6 +73,49 @@ def submission_validate(
     venue_code: Any,
     short_exempt_reason: Any = "",
 ) -> dict[str, Any]:
+    """The validated fields of one order, or InvalidInput with field errors."""
+    references = submission_references(
+        user=user, account_codes=[account_code], symbols=[symbol], venue_codes=[venue_code]
+    )
+    clean, errors = submission_check(
+        references=references,
+        client_order_id=client_order_id,
+        account_code=account_code,
+        symbol=symbol,
+        side=side,
+        quantity=quantity,
+        order_type=order_type,
+        limit_price=limit_price,
+        stop_price=stop_price,
+        time_in_force=time_in_force,
+        expire_at=expire_at,
+        venue_code=venue_code,
+        short_exempt_reason=short_exempt_reason,
+    )
+    if errors:
+        raise InvalidInput("Invalid order.", details=errors)
+    return clean
+
+
+def submission_check(
+    *,
+    references: SubmissionReferences,
+    client_order_id: Any,
+    account_code: Any,
+    symbol: Any,
+    side: Any,
+    quantity: Any,
+    order_type: Any,
+    limit_price: Any = None,
+    stop_price: Any = None,
+    time_in_force: Any = TimeInForce.DAY,
+    expire_at: Any = None,
+    venue_code: Any = None,
+    short_exempt_reason: Any = "",
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """Every check of one submission against the references read for it: the
+    validated fields and the field errors (empty when it is valid). The one
+    validation of an order, whether it comes alone or as a basket line."""
     errors: dict[str, list[str]] = {}
     clean: dict[str, Any] = {}
 
@@ -54,14 +126,12 @@ def submission_validate(
     else:
         clean["client_order_id"] = client_order_id.strip()
 
-    account = (
-        accounts_tradable_by(user=user).filter(code=account_code).first() if isinstance(account_code, str) else None
-    )
+    account = references.accounts.get(account_code) if isinstance(account_code, str) else None
     if account is None:
         errors["account"] = ["Unknown account, or you are not entitled to trade it."]
     clean["account"] = account
 
-    security = security_get(symbol=symbol) if isinstance(symbol, str) and symbol else None
+    security = references.securities.get(symbol.upper()) if isinstance(symbol, str) and symbol else None
     if security is None:
         errors["symbol"] = ["Unknown symbol."]
     clean["security"] = security
@@ -105,7 +175,7 @@ def submission_validate(
 
     venue = None
     if venue_code not in (None, ""):
-        venue = routing_selectors.venue_get_enabled(code=venue_code) if isinstance(venue_code, str) else None
+        venue = references.venues.get(venue_code) if isinstance(venue_code, str) else None
         if venue is None:
             errors["venue"] = ["Unknown or disabled venue."]
         elif security is not None and not venue.takes(
@@ -122,9 +192,7 @@ def submission_validate(
     else:
         clean["short_exempt_reason"] = short_exempt_reason.strip()
 
-    if errors:
-        raise InvalidInput("Invalid order.", details=errors)
-    return clean
+    return clean, errors
 
 
 def order_build(clean: dict[str, Any], *, user, origin: str) -> Order:
@@ -204,30 +272,92 @@ def order_submit(
     return order, True
 
 
-def order_compliance_outcome(order: Order, evaluation, *, actor: str) -> None:
+class SubmitWrites:
+    """Where the steps after compliance put what they write. For one order (the
+    default) every write happens at once. A basket (``deferred``) collects the routing
+    rows, the status changes of held and routed orders and their audit events, and
+    inserts them in bulk once every line is evaluated (``flush``): a held or routed
+    order counts toward every limit exactly as its stored ``new`` row does (all three
+    are working), so the next line's compliance sees the same exposure either way. A
+    rejected order does not count, so its status is written before the next line."""
+
+    def __init__(self, *, deferred: bool = False):
+        self.deferred = deferred
+        self._orders: dict[int, Order] = {}
+        self._requests: list[OrderRequest] = []
+        self._messages: list = []
+        self._events: list = []
+
+    def order_save(self, order: Order) -> None:
+        if self.deferred and order.status != S.REJECTED:
+            order.updated_at = timezone.now()
+            self._orders[order.pk] = order
+        else:
+            order.save()
+
+    def audit(self, order: Order, *, actor: str, action: str, details=None) -> None:
+        if self.deferred:
+            self._events.append(order_audit_build(order, actor=actor, action=action, details=details))
+        else:
+            order_audit(order, actor=actor, action=action, details=details)
+
+    def request_add(self, request: OrderRequest) -> None:
+        if self.deferred:
+            self._requests.append(request)
+        else:
+            request.save()
+
+    def outbox_add(self, **message) -> None:
+        if self.deferred:
+            self._messages.append(routing_services.outbox_message_build(**message))
+        else:
+            routing_services.outbox_message_enqueue(**message)
+
+    def flush(self) -> None:
+        """Write what was collected. The orders were inserted in this transaction
+        under their account's lock, so no one else can have changed them; their
+        transitions were checked by the state machine when they were made."""
+        rows_insert(OrderRequest, self._requests, ids=False)
+        routing_services.outbox_messages_enqueue(messages=self._messages)
+        rows_update(Order, list(self._orders.values()), ["status", "venue", "cl_ord_id", "updated_at"])
+        audit_events_store(self._events)
+        self._orders, self._requests, self._messages, self._events = {}, [], [], []
+
+
+def order_compliance_outcome(
+    order: Order, evaluation, *, actor: str, writes: SubmitWrites | None = None, venues: list[Venue] | None = None
+) -> None:
     """Block: reject. Warn: hold for an override. Pass: route."""
+    writes = writes or SubmitWrites()
     if evaluation.outcome == Outcome.BLOCK:
         order.reject_reason = "; ".join(evaluation.visible_reasons) or "Blocked by compliance."
         order.mark_rejected()
-        order.save()
-        order_audit(
+        writes.order_save(order)
+        writes.audit(
             order, actor=actor, action="order.compliance_rejected", details={"reasons": evaluation.visible_reasons}
         )
     elif evaluation.outcome == Outcome.WARN:
         if order.status != S.HELD:
             order.hold()
-            order.save()
-        order_audit(order, actor=actor, action="order.held", details={"reasons": evaluation.visible_reasons})
+            writes.order_save(order)
+        writes.audit(order, actor=actor, action="order.held", details={"reasons": evaluation.visible_reasons})
     else:
-        order_route(order, actor=actor)
+        order_route(order, actor=actor, writes=writes, venues=venues)
 
 
-def order_route(order: Order, *, actor: str) -> None:
+def order_route(
+    order: Order, *, actor: str, writes: SubmitWrites | None = None, venues: list[Venue] | None = None
+) -> None:
     """Choose the venue (unless the trader did) and queue the NewOrderSingle, or
-    reject: "no route", or a kill switch on the venue the router chose."""
+    reject: "no route", or a kill switch on the venue the router chose. ``venues``:
+    the routable venues when the caller has read them already (a basket)."""
+    writes = writes or SubmitWrites()
     security = order.security
-    venue = order.venue or routing_selectors.venue_choose(
-        asset_class=security.asset_class, symbol=security.symbol, currency=security.currency
+    venue = order.venue or routing_selectors.venue_pick(
+        routing_selectors.venues_routable() if venues is None else venues,
+        asset_class=security.asset_class,
+        symbol=security.symbol,
+        currency=security.currency,
     )
     refusal = None
     if venue is None:
@@ -237,20 +367,22 @@ def order_route(order: Order, *, actor: str) -> None:
     if refusal is not None:
         order.reject_reason = refusal
         order.mark_rejected()
-        order.save()
-        order_audit(order, actor=actor, action="order.rejected", details={"reason": refusal})
+        writes.order_save(order)
+        writes.audit(order, actor=actor, action="order.rejected", details={"reason": refusal})
         return
     order.venue = venue
     order.cl_ord_id = cl_ord_id_next(order, first=True)
-    OrderRequest.objects.create(
-        order=order,
-        kind=OrderRequest.Kind.NEW,
-        cl_ord_id=order.cl_ord_id,
-        quantity=order.quantity,
-        limit_price=order.limit_price,
-        requested_by=order.created_by,
+    writes.request_add(
+        OrderRequest(
+            order=order,
+            kind=OrderRequest.Kind.NEW,
+            cl_ord_id=order.cl_ord_id,
+            quantity=order.quantity,
+            limit_price=order.limit_price,
+            requested_by=order.created_by,
+        )
     )
-    routing_services.outbox_message_enqueue(
+    writes.outbox_add(
         venue=venue,
         order_id=order.pk,
         cl_ord_id=order.cl_ord_id,
@@ -264,8 +396,8 @@ def order_route(order: Order, *, actor: str) -> None:
         ),
     )
     order.send()
-    order.save()
-    order_audit(order, actor=actor, action="order.routed", details={"venue": venue.code, "cl_ord_id": order.cl_ord_id})
+    writes.order_save(order)
+    writes.audit(order, actor=actor, action="order.routed", details={"venue": venue.code, "cl_ord_id": order.cl_ord_id})
 
 
 def order_check(

@@ -48,6 +48,7 @@ ORDER_FIELDS = {
     "reject_reason",
     "short_exempt_reason",
     "compliance_results",
+    "basket",
     "created_at",
     "updated_at",
 }
@@ -242,6 +243,7 @@ def test_create_returns_201_with_every_order_field(api, ready, trader):
         "reject_reason": "",
         "short_exempt_reason": "",
         "compliance_results": body["compliance_results"],
+        "basket": None,
         "executions": [],
     }
     # One result per rule, every one a pass, with the stage and a code.
