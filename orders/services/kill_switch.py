@@ -17,7 +17,7 @@ from compliance.services import KILL_SWITCH_TARGETS, KillSwitchResult
 from oms_site.errors import InvalidStateTransition
 from routing.models import Venue
 
-from ..locks import order_lock
+from ..locks import accounts_lock, order_lock
 from ..models import CANCELLABLE_STATUSES, Account, Order
 from ..selectors import security_get
 from .cancel import order_cancel_locked
@@ -38,11 +38,18 @@ def orders_cancel_in_scope(*, scope: str, target: str, actor: str, reason: str) 
     cancelled at once). One transaction per order, so one order's trouble does not
     hold back the others; an order that ended meanwhile is skipped. Returns the ids
     of the orders cancelled or with a cancel request queued."""
-    order_ids = list(
-        Order.objects.filter(status__in=CANCELLABLE_STATUSES, **KILL_SWITCH_FILTERS[scope](target))
-        .order_by("id")
-        .values_list("pk", flat=True)
-    )
+    with transaction.atomic():
+        # An order whose compliance passed before the latch committed may still be in
+        # flight under its account's lock (a single order for milliseconds, a basket
+        # for seconds). Waiting for those locks (id order, as everyone takes them) lets
+        # them commit first, so the sweep sees them; anything later meets the latch.
+        accounts = Account.objects.filter(code=target) if scope == "account" else Account.objects.all()
+        accounts_lock(account_ids=accounts.values_list("pk", flat=True))
+        order_ids = list(
+            Order.objects.filter(status__in=CANCELLABLE_STATUSES, **KILL_SWITCH_FILTERS[scope](target))
+            .order_by("id")
+            .values_list("pk", flat=True)
+        )
     done = []
     for order_id in order_ids:
         try:

@@ -6,17 +6,22 @@ account's working exposure never exceeds the limit, whatever the interleaving.""
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from collections import Counter
 from decimal import Decimal
 from functools import partial
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.db.models import F, Sum
 
-from compliance.models import ComplianceResult, Locate, LocateUse
+from compliance import engine
+from compliance.models import ComplianceResult, KillSwitch, Locate, LocateUse
 from compliance.rules import WORKING_STATUSES
 from orders.models import Order
+from orders.services import kill_switch_set
 from routing.models import OutboundMessage
 from tests.helpers import run_together
 
@@ -98,3 +103,51 @@ def test_racing_short_sales_never_overdraw_one_locate(place, account, aapl):
     assert sorted(uses.values_list("order_id", "quantity")) == sorted((o.pk, 1000) for o in routed)
     assert uses.aggregate(total=Sum("quantity"))["total"] == 3000
     assert working_leaves(account, "SELL_SHORT") == 3000
+
+
+def test_the_kill_switch_sweep_waits_for_an_order_already_past_compliance(place, account, middle_office):
+    """An order that passed the kill-switch rule before the latch committed, and is
+    still being checked under its account's lock, is cancelled by the sweep: the sweep
+    waits for that lock, so the order cannot slip in behind it."""
+    in_compliance, proceed = threading.Event(), threading.Event()
+
+    def pause(check):  # registered last ("zz"): the kill_switch rule has already passed
+        in_compliance.set()
+        assert proceed.wait(10)
+        return engine.RuleVerdict("pass", "ok")
+
+    engine.rule_register("zz_pause", pause)
+    try:
+        outcome: dict[str, Any] = {}
+
+        def submit():
+            try:
+                outcome["order"] = place(quantity=100)
+            finally:
+                connection.close()
+
+        def switch():
+            try:
+                in_compliance.wait(10)
+                outcome["switch"] = kill_switch_set(user=middle_office, scope="firm", active=True, reason="drill")
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=submit), threading.Thread(target=switch)]
+        for thread in threads:
+            thread.start()
+        assert in_compliance.wait(10)
+        # The latch commits, then the sweep blocks on the account lock the submit holds.
+        deadline = time.monotonic() + 10
+        while not KillSwitch.objects.filter(released_at__isnull=True).exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)
+        assert "switch" not in outcome  # still waiting for the order in flight
+        proceed.set()
+        for thread in threads:
+            thread.join(20)
+    finally:
+        engine.rule_unregister("zz_pause")
+    order = Order.objects.get(pk=outcome["order"].pk)
+    assert order.status == "cancelled"
+    assert outcome["switch"].cancelled_order_ids == [order.pk]
