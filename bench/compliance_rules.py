@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from _fresh_django import django_on_fresh_database  # noqa: E402 (bench/ is on the path: these run as scripts)
+from _pgbench import pgbench_tps  # noqa: E402
 
 
 def main() -> None:
@@ -31,6 +32,7 @@ def main() -> None:
     parser.add_argument("--checks", type=int, default=300)
     parser.add_argument("--working", default="0,100,1000")
     parser.add_argument("--db", default="oms_bench_compliance")
+    parser.add_argument("--pgbench-seconds", type=int, default=15)
     args = parser.parse_args()
 
     django_on_fresh_database(args.db)
@@ -85,6 +87,7 @@ def main() -> None:
         }
 
     print(f"machine: {os.cpu_count()} cores; PostgreSQL on 127.0.0.1; one thread")
+    submit_rates: dict[int, float] = {}
     for working in [int(w) for w in args.working.split(",")]:
         while Order.objects.filter(account__code="ACC-1").count() < working:  # they stay working (no venue)
             sequence += 1
@@ -102,6 +105,7 @@ def main() -> None:
             sequence += 1
             order_submit(user=trader, client_order_id=f"S-{sequence}", **terms(20000 + sequence))
         submit_elapsed = time.perf_counter() - started
+        submit_rates[in_account] = args.checks / submit_elapsed
         print(f"\n{in_account} working orders in the account:")
         print(
             f"  what-if check: {args.checks / check_elapsed:,.0f}/s ({check_elapsed / args.checks * 1e3:.2f} ms each)"
@@ -111,6 +115,10 @@ def main() -> None:
         )
         for name, mean in sorted(rule_means.items(), key=lambda kv: -kv[1]):
             print(f"    {name:22} {mean:8.0f} µs")
+    tps = pgbench_tps(clients=8, jobs=2, seconds=args.pgbench_seconds, scale=10)
+    print(f"\npgbench TPC-B (-c 8 -j 2, scale 10, same server, same run): {tps:,.0f} tps")
+    for in_account, rate in submit_rates.items():
+        print(f"  submit with {in_account} working orders: {rate:,.0f}/s = {rate / tps:.3f} x pgbench")
 
 
 if __name__ == "__main__":
