@@ -52,15 +52,17 @@ def order_snapshot(order: Order) -> dict[str, Any]:
 
 
 def order_audit(order: Order, *, actor: str, action: str, before=None, details=None) -> None:
-    audit_event_record(**_order_event(order, actor=actor, action=action, before=before, details=details))
+    audit_event_record(**order_event(order, actor=actor, action=action, before=before, details=details))
 
 
 def order_audit_build(order: Order, *, actor: str, action: str, before=None, details=None) -> AuditEvent:
     """The event ``order_audit`` records, built now and stored later in bulk."""
-    return audit_event_build(**_order_event(order, actor=actor, action=action, before=before, details=details))
+    return audit_event_build(**order_event(order, actor=actor, action=action, before=before, details=details))
 
 
-def _order_event(order: Order, *, actor: str, action: str, before, details) -> dict[str, Any]:
+def order_event(order: Order, *, actor: str, action: str, before=None, details=None) -> dict[str, Any]:
+    """An order's audit event as the arguments of ``audit_event_record``: the order as
+    it is now (``after``), and as it was (``before``) when given."""
     return {
         "actor": actor,
         "action": action,

@@ -17,14 +17,14 @@ from django.db import IntegrityError, transaction
 
 from audit.services import actor_name, audit_event_record
 from compliance import engine as compliance_engine
-from oms_site.errors import InvalidInput, InvalidStateTransition, NotPermitted
+from oms_site.errors import InvalidInput, NotPermitted
 from routing import selectors as routing_selectors
 
-from ..locks import accounts_lock, order_lock
+from ..locks import accounts_lock
 from ..models import CANCELLABLE_STATUSES, Basket, Order, OrderStatus, Origin
 from ..selectors import accounts_tradable_by, basket_get_for_user
 from ._common import order_audit
-from .cancel import order_cancel_locked
+from .cancel import orders_cancel_each
 from .submit import SubmitWrites, order_build, order_compliance_outcome, submission_check, submission_references
 
 logger = logging.getLogger(__name__)
@@ -242,18 +242,8 @@ def basket_cancel(*, user, basket_id: int) -> BasketCancelResult:
         .order_by("id")
         .values_list("pk", flat=True)
     )
-    result = BasketCancelResult(basket=basket)
-    for order_id in order_ids:
-        try:
-            with transaction.atomic():
-                order = order_lock(order_id=order_id)
-                if order.status not in CANCELLABLE_STATUSES:
-                    continue
-                order_cancel_locked(order, user=user, actor=actor, reason=reason)
-                result.cancelled.append(order_id)
-        except InvalidStateTransition as exc:
-            logger.warning("basket %s: order %s not cancelled: %s", basket.pk, order_id, exc.message)
-            result.refused.append({"id": order_id, "reason": exc.message})
+    cancelled, refused = orders_cancel_each(order_ids, user=user, actor=actor, reason=reason)
+    result = BasketCancelResult(basket=basket, cancelled=cancelled, refused=refused)
     with transaction.atomic():
         audit_event_record(
             actor=actor,

@@ -4,6 +4,8 @@ NewOrderSingle still in the outbox), otherwise an OrderCancelRequest and
 
 from __future__ import annotations
 
+import logging
+
 from django.db import transaction
 from django.utils import timezone
 from django_fsm import can_proceed
@@ -14,7 +16,8 @@ from oms_site.errors import InvalidStateTransition
 from routing import services as routing_services
 from routing.fix import codec
 
-from ..models import Order, OrderRequest, OrderStatus
+from ..locks import order_lock
+from ..models import CANCELLABLE_STATUSES, Order, OrderRequest, OrderStatus
 from ._common import (
     chain_predecessor,
     cl_ord_id_next,
@@ -25,7 +28,28 @@ from ._common import (
     refusals_audited,
 )
 
+logger = logging.getLogger(__name__)
 S = OrderStatus
+
+
+def orders_cancel_each(order_ids: list[int], *, user, actor: str, reason: str) -> tuple[list[int], list[dict]]:
+    """Cancel these orders, one transaction each, so one order's trouble does not hold
+    back the others; an order that ended meanwhile is skipped. Returns the ids
+    cancelled (or with a cancel request queued) and the refusals ({"id", "reason"})."""
+    cancelled: list[int] = []
+    refused: list[dict] = []
+    for order_id in order_ids:
+        try:
+            with transaction.atomic():
+                order = order_lock(order_id=order_id)
+                if order.status not in CANCELLABLE_STATUSES:
+                    continue
+                order_cancel_locked(order, user=user, actor=actor, reason=reason)
+                cancelled.append(order_id)
+        except InvalidStateTransition as exc:
+            logger.warning("%s: order %s not cancelled: %s", reason, order_id, exc.message)
+            refused.append({"id": order_id, "reason": exc.message})
+    return cancelled, refused
 
 
 @refusals_audited("order.cancel")

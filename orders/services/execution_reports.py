@@ -94,52 +94,6 @@ ORD_REJ_REASONS = {
 }
 
 
-TRADE_EXEC_TYPES = frozenset({"F", "1", "2", "G", "H"})  # 1/2: FIX 4.2 partial fill / fill
-EXEC_TYPE_ACTIONS = {
-    "0": "order.acknowledged",
-    "1": "order.fill",
-    "2": "order.fill",
-    "3": "order.done_for_day",
-    "4": "order.cancelled",
-    "5": "order.replaced",
-    "6": "order.pending_cancel",
-    "7": "order.stopped",
-    "8": "order.rejected",
-    "9": "order.suspended",
-    "A": "order.pending_new",
-    "B": "order.calculated",
-    "C": "order.expired",
-    "D": "order.restated",
-    "E": "order.pending_amend",
-    "F": "order.fill",
-    "G": "order.trade_corrected",
-    "H": "order.trade_busted",
-    "I": "order.status_report",
-}
-ORD_STATUS_TERMINAL = {"4": S.CANCELLED, "8": S.REJECTED, "C": S.EXPIRED, "3": S.DONE_FOR_DAY}
-CXL_REJ_REASONS = {
-    "0": "Too late to cancel",
-    "1": "Unknown order",
-    "2": "Broker / exchange option",
-    "3": "Order already in pending cancel or pending replace status",
-    "6": "Duplicate ClOrdID",
-    "99": "Other",
-}
-ORD_REJ_REASONS = {
-    "0": "Broker / exchange option",
-    "1": "Unknown symbol",
-    "2": "Exchange closed",
-    "3": "Order exceeds limit",
-    "4": "Too late to enter",
-    "5": "Unknown order",
-    "6": "Duplicate order",
-    "11": "Unsupported order characteristic",
-    "13": "Incorrect quantity",
-    "15": "Unknown account",
-    "99": "Other",
-}
-
-
 @dataclass(frozen=True)
 class ApplyResult:
     outcome: str  # applied | duplicate | recorded | overfill | unknown_order

@@ -14,13 +14,12 @@ from audit.services import actor_name
 from compliance import services as compliance_services
 from compliance.models import KillSwitch
 from compliance.services import KILL_SWITCH_TARGETS, KillSwitchResult
-from oms_site.errors import InvalidStateTransition
 from routing.models import Venue
 
-from ..locks import accounts_lock, order_lock
+from ..locks import accounts_lock
 from ..models import CANCELLABLE_STATUSES, Account, Order
 from ..selectors import security_get
-from .cancel import order_cancel_locked
+from .cancel import orders_cancel_each
 
 logger = logging.getLogger(__name__)
 
@@ -50,18 +49,8 @@ def orders_cancel_in_scope(*, scope: str, target: str, actor: str, reason: str) 
             .order_by("id")
             .values_list("pk", flat=True)
         )
-    done = []
-    for order_id in order_ids:
-        try:
-            with transaction.atomic():
-                order = order_lock(order_id=order_id)
-                if order.status not in CANCELLABLE_STATUSES:
-                    continue
-                order_cancel_locked(order, user=None, actor=actor, reason=reason)
-                done.append(order_id)
-        except InvalidStateTransition as exc:
-            logger.warning("kill switch: order %s not cancelled: %s", order_id, exc.message)
-    return done
+    cancelled, _refused = orders_cancel_each(order_ids, user=None, actor=actor, reason=reason)
+    return cancelled
 
 
 def _kill_switch_target_problem(scope: str, target: str) -> str | None:

@@ -29,7 +29,7 @@ from routing.fix import codec
 from routing.models import Venue
 
 from ..models import Execution, Order, OrderFlag, OrderRequest, Position, Side
-from ._common import order_snapshot
+from ._common import order_event
 
 logger = logging.getLogger(__name__)
 
@@ -203,17 +203,7 @@ class BatchState:
 
     # -------------------------------------------------------------------- writing
     def _event(self, order: Order, *, action: str, before=None, details=None) -> None:
-        self.events.append(
-            {
-                "actor": self.actor,
-                "action": action,
-                "object_type": "order",
-                "object_id": order.pk,
-                "before": before,
-                "after": order_snapshot(order),
-                "details": details,
-            }
-        )
+        self.events.append(order_event(order, actor=self.actor, action=action, before=before, details=details))
 
     def event(self, **event: Any) -> None:
         """An audit event written with the batch, after the ones before it."""
