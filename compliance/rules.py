@@ -16,7 +16,17 @@ from decimal import Decimal
 from django.db.models import Count, Q
 
 from audit.services import actor_name, audit_event_record
-from orders.models import WORKING_STATUSES, Execution, Order, OrderRequest, OrderStatus, Position, Security, Side
+from orders.models import (
+    WORKING_STATUSES,
+    AccountExposure,
+    Execution,
+    Order,
+    OrderRequest,
+    OrderStatus,
+    Position,
+    Security,
+    Side,
+)
 
 from .engine import Check, RuleVerdict, rule_register
 from .models import KillSwitch, Locate, LocateUse, Outcome, RestrictedEntry, ReviewItem, RuleName, WatchEntry
@@ -37,30 +47,77 @@ def _sign(side: str) -> int:
 
 
 # ------------------------------------------------------------------ shared readings
-def _working_orders(check: Check):
-    """The account's other working orders (this one excluded: it is counted with its
-    proposed terms)."""
-    rows = (
-        Order.objects.filter(account_id=check.order.account_id, status__in=WORKING_STATUSES)
-        .exclude(pk=check.order.pk)
-        .values_list("security_id", "side", "quantity", "filled_quantity", "limit_price", "stop_price")
+def _share(order) -> tuple[int, Decimal, int, Decimal]:
+    """What one order, as stored, adds to its exposure row (the database trigger's
+    arithmetic): working leaves, their notional at the order's limit or stop, the
+    leaves without a price, and what it filled (filled quantity x average price)."""
+    if order.pk is None:
+        return 0, Decimal(0), 0, Decimal(0)
+    leaves = order.quantity - order.filled_quantity if order.status in WORKING_STATUSES else 0
+    price = order.limit_price or order.stop_price
+    filled = (
+        order.filled_quantity * order.avg_fill_price
+        if order.status != S.REJECTED and order.avg_fill_price is not None
+        else Decimal(0)
     )
-    return list(rows)
+    return leaves, leaves * price if price else Decimal(0), 0 if price else leaves, filled
 
 
 def _exposure(check: Check) -> dict:
-    """Positions and working orders of the account, by security, with the prices that
-    value them; cached on the check so every limit rule reads them once."""
+    """The account's positions and its running exposure (``AccountExposure``, kept by
+    the database with every order change) without this order, which the rules count
+    with its proposed terms; read once per check. ``working`` maps (security, side) to
+    [leaves, priced notional, unpriced leaves]; ``today`` maps security to [priced
+    notional, unpriced leaves, filled notional] of the orders entered today (UTC)."""
     cached = check.cache.get("exposure")
     if cached is not None:
         return cached
-    positions = dict(Position.objects.filter(account_id=check.order.account_id).values_list("security_id", "quantity"))
-    working = _working_orders(check)
-    security_ids = {check.order.security_id, *positions, *(w[0] for w in working)}
+    order = check.order
+    today = check.now.astimezone(dt.UTC).date()
+    positions = dict(Position.objects.filter(account_id=order.account_id).values_list("security_id", "quantity"))
+    working: dict[tuple[int, str], list] = {}
+    daily: dict[int, list] = {}
+    rows = AccountExposure.objects.filter(account_id=order.account_id).filter(
+        Q(working_quantity__gt=0) | Q(trade_date=today)
+    )
+    for security_id, side, trade_date, quantity, priced, unpriced, filled in rows.values_list(
+        "security_id",
+        "side",
+        "trade_date",
+        "working_quantity",
+        "working_priced_notional",
+        "working_unpriced_quantity",
+        "filled_notional",
+    ):
+        row = working.setdefault((security_id, side), [0, Decimal(0), 0])
+        row[0] += quantity
+        row[1] += priced
+        row[2] += unpriced
+        if trade_date == today:
+            day = daily.setdefault(security_id, [Decimal(0), 0, Decimal(0)])
+            day[0] += priced
+            day[1] += unpriced
+            day[2] += filled
+    if order.pk is not None:  # take this order out, as stored
+        quantity, priced, unpriced, filled = _share(order)
+        row = working.setdefault((order.security_id, order.side), [0, Decimal(0), 0])
+        row[0] -= quantity
+        row[1] -= priced
+        row[2] -= unpriced
+        if order.created_at is not None and order.created_at.astimezone(dt.UTC).date() == today:
+            day = daily.setdefault(order.security_id, [Decimal(0), 0, Decimal(0)])
+            day[0] -= priced
+            day[1] -= unpriced
+            day[2] -= filled
+    security_ids = {order.security_id, *positions, *(sec for sec, _side in working), *daily}
     references = dict(Security.objects.filter(pk__in=security_ids).values_list("pk", "reference_price"))
-    data = {"positions": positions, "working": working, "references": references}
+    data = {"positions": positions, "working": working, "daily": daily, "references": references}
     check.cache["exposure"] = data
     return data
+
+
+def _working_leaves(exposure: dict, security_id: int, sides) -> int:
+    return sum(row[0] for (sec, side), row in exposure["working"].items() if sec == security_id and side in sides)
 
 
 def _own_leaves(check: Check) -> int:
@@ -236,13 +293,8 @@ def position_limit(check: Check) -> RuleVerdict:
         exposure = _exposure(check)
         security_id = check.order.security_id
         position = exposure["positions"].get(security_id, 0)
-        buys = sells = 0
-        for sec, side, quantity, filled, _limit, _stop in exposure["working"]:
-            if sec == security_id:
-                if side == Side.BUY:
-                    buys += quantity - filled
-                else:
-                    sells += quantity - filled
+        buys = _working_leaves(exposure, security_id, (Side.BUY,))
+        sells = _working_leaves(exposure, security_id, SELL_SIDES)
         if check.order.side == Side.BUY:
             buys += _own_leaves(check)
         else:
@@ -269,9 +321,8 @@ def _notional_totals(check: Check) -> tuple[Decimal, Decimal]:
         value = quantity * (references.get(security_id) or Decimal(0))
         gross += abs(value)
         net += value
-    for security_id, side, quantity, filled, limit, stop in exposure["working"]:
-        price = limit or stop or references.get(security_id) or Decimal(0)
-        value = (quantity - filled) * price
+    for (security_id, side), (_leaves, priced, unpriced) in exposure["working"].items():
+        value = priced + unpriced * (references.get(security_id) or Decimal(0))
         gross += value
         net += _sign(side) * value
     own = _own_leaves(check) * (check.price or Decimal(0))
@@ -309,27 +360,11 @@ def net_notional_limit(check: Check) -> RuleVerdict:
 @rule(RuleName.DAILY_NOTIONAL)
 def daily_notional_limit(check: Check) -> RuleVerdict:
     def one(setting):
-        start = check.now.replace(hour=0, minute=0, second=0, microsecond=0)
-        rows = (
-            Order.objects.filter(account_id=check.order.account_id, created_at__gte=start)
-            .exclude(pk=check.order.pk)
-            .exclude(status=S.REJECTED)
-            .values_list(
-                "status",
-                "quantity",
-                "filled_quantity",
-                "avg_fill_price",
-                "limit_price",
-                "stop_price",
-                "security__reference_price",
-            )
-        )
+        exposure = _exposure(check)
+        references = exposure["references"]
         used = Decimal(0)
-        for status, quantity, filled, avg, limit, stop, reference in rows:
-            if filled and avg:
-                used += filled * avg
-            if status in WORKING_STATUSES:
-                used += (quantity - filled) * (limit or stop or reference or Decimal(0))
+        for security_id, (priced, unpriced, filled) in exposure["daily"].items():
+            used += filled + priced + unpriced * (references.get(security_id) or Decimal(0))
         total = used + (check.notional or Decimal(0))
         if total > setting.threshold:
             return (
@@ -444,9 +479,7 @@ def short_sale(check: Check) -> RuleVerdict:
     if order.side == Side.SELL:
         exposure = _exposure(check)
         position = exposure["positions"].get(order.security_id, 0)
-        pending = sum(
-            q - f for sec, side, q, f, _l, _s in exposure["working"] if sec == order.security_id and side in SELL_SIDES
-        )
+        pending = _working_leaves(exposure, order.security_id, SELL_SIDES)
         available = position - pending
         if _own_leaves(check) > available:
             return RuleVerdict(

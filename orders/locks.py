@@ -9,8 +9,10 @@ from .models import Account, Order, Position
 def account_lock(*, account_id: int) -> Account:
     """Serialises everything that consumes the account's limits and locates: two
     orders of one account are checked one after the other (compliance reads the
-    account's positions and working orders under this lock)."""
-    return Account.objects.select_for_update().get(pk=account_id)
+    account's positions and running exposure under this lock). FOR NO KEY UPDATE:
+    it serialises the account's writers without blocking the foreign-key checks of
+    rows that merely name the account (a position, an exposure row)."""
+    return Account.objects.select_for_update(no_key=True).get(pk=account_id)
 
 
 def order_lock(*, order_id: int) -> Order:
@@ -28,4 +30,4 @@ def accounts_lock(*, account_ids) -> list[Account]:
     """Lock several accounts in one statement, in id order (rows are locked in the
     order they are returned), so two baskets sharing accounts queue behind each other
     instead of deadlocking."""
-    return list(Account.objects.select_for_update().filter(pk__in=set(account_ids)).order_by("pk"))
+    return list(Account.objects.select_for_update(no_key=True).filter(pk__in=set(account_ids)).order_by("pk"))

@@ -469,3 +469,35 @@ class Position(models.Model):
     @property
     def avg_sell_price(self) -> Decimal | None:
         return (self.sold_notional / self.sold_quantity).quantize(Decimal("0.00000001")) if self.sold_quantity else None
+
+
+class AccountExposure(models.Model):
+    """Running exposure of an account by security, side and trade date (the UTC date
+    the orders were entered), for pre-trade compliance to read instead of aggregating
+    orders: the working orders' leaves (priced at their limit or stop, or without a
+    price and so valued at the reference price when read) and what the day's orders
+    have filled (filled quantity x average price).
+
+    Kept by the database: a trigger on the orders table (migration 0005) adds each
+    order's change to its row in the transaction that changes the order, whatever
+    writes it (a service, a bulk update, the admin), so it can never drift."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="exposures")
+    security = models.ForeignKey(Security, on_delete=models.CASCADE, related_name="+")
+    side = models.CharField(max_length=10, choices=Side.choices)
+    trade_date = models.DateField()
+    working_quantity = models.BigIntegerField(default=0)
+    working_priced_notional = models.DecimalField(**AMOUNT, default=Decimal("0"))
+    working_unpriced_quantity = models.BigIntegerField(default=0)
+    filled_notional = models.DecimalField(**AMOUNT, default=Decimal("0"))
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "security", "side", "trade_date"], name="account_exposure_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["account", "trade_date"])]
+
+    def __str__(self) -> str:
+        return f"{self.account_id}/{self.security_id} {self.side} {self.trade_date}: {self.working_quantity}"

@@ -29,6 +29,7 @@ from oms_site.errors import InvalidInput
 from routing.fix import codec
 from routing.models import Venue
 
+from ..locks import accounts_lock
 from ..models import (
     LIVE_STATUSES,
     STICKY_STATUSES,
@@ -227,6 +228,9 @@ class ReportBatch(BatchState):
             return None
         price = codec.tag_decimal(tags, 44)
         client_order_id = f"{self.venue.code}:{tags[37]}"[:64]
+        if account.pk not in self.accounts:  # its exposure row changes with the order
+            accounts_lock(account_ids=[account.pk])
+            self.accounts.add(account.pk)
         try:
             with transaction.atomic():
                 order = Order.objects.create(

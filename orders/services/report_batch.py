@@ -28,6 +28,7 @@ from oms_site.db import rows_insert, rows_update
 from routing.fix import codec
 from routing.models import Venue
 
+from ..locks import accounts_lock
 from ..models import Execution, Order, OrderFlag, OrderRequest, Position, Side
 from ._common import order_event
 
@@ -93,6 +94,7 @@ class BatchState:
         self.actor = f"venue:{venue.code}"
         self.now = timezone.now()
         self.orders: dict[int, Order] = {}
+        self.accounts: set[int] = set()  # locked
         self.requests: dict[int, list[OrderRequest]] = {}
         self.in_effect: dict[int, list[Execution]] = {}
         self.by_cl_ord_id: dict[str, int] = {}
@@ -139,10 +141,17 @@ class BatchState:
             )
 
     def _lock(self, order_ids: set[int]) -> None:
-        """Lock and load these orders (id order), their requests and executions in effect."""
+        """Lock and load these orders, their requests and executions in effect. Their
+        accounts are locked first (id order; the lock order account -> order ->
+        position): an order's change moves its account's running exposure
+        (``AccountExposure``), and a transaction that changes several accounts' rows
+        must take them in one order, as submits and baskets do."""
         order_ids = set(order_ids) - set(self.orders)
         if not order_ids:
             return
+        account_ids = set(Order.objects.filter(pk__in=order_ids).values_list("account_id", flat=True))
+        accounts_lock(account_ids=account_ids - self.accounts)
+        self.accounts |= account_ids
         locked = (
             Order.objects.select_for_update(of=("self",))
             .select_related("security", "account", "venue")

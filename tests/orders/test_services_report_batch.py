@@ -26,6 +26,8 @@ from orders.services import execution_report_apply, inbox_apply, order_amend, or
 from routing.models import InboundMessage, Venue
 
 from ..factories import AccountFactory, SecurityFactory, UserFactory
+from .test_exposure import recomputed as exposure_recomputed
+from .test_exposure import stored as exposure_stored
 
 pytestmark = pytest.mark.django_db
 
@@ -285,6 +287,7 @@ def test_a_batch_leaves_exactly_what_one_report_at_a_time_leaves(worlds, setup, 
                 taken = inbox_apply(venue_code=venue.code, batch_size=500, time_budget=60)
             assert taken == len(steps_)
             states[name] = _state(venue, account, orders, audit_floor=audit_floor)
+            assert exposure_stored() == exposure_recomputed()  # the running exposure kept up
         for part in states["one"]:
             assert states["batch"][part] == states["one"][part], part
         transaction.set_rollback(True)
