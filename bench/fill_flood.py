@@ -423,7 +423,7 @@ def run(args, tmp: Path, procs: Processes) -> None:
 
     from compliance.models import RuleSetting
     from orders.models import Order
-    from orders.services import order_submit
+    from orders.services import inbox_apply, order_submit
     from routing.models import InboundMessage, VenueSession
     from routing.services import venue_save
 
@@ -458,10 +458,13 @@ def run(args, tmp: Path, procs: Processes) -> None:
     connection.close()
 
     worker_log, web_log = tmp / "worker.log", tmp / "gunicorn.log"
+    # --profile-apply: the worker hosts the session and stores the inbox but consumes
+    # another queue, so the inbox is left for this process to apply.
+    consumed = f"{queue}-idle" if args.profile_apply else queue
     procs.start(
         "worker",
         [PY, "-m", "celery", "-A", "oms_site", "worker", "--concurrency=2", "--loglevel=INFO",
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"{queue}@%h", "-Q", queue],
+         "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"{queue}@%h", "-Q", consumed],
         {**os.environ, **common, "DATABASE_URL": f"{base_url}?application_name=flood-worker", "LOG_LEVEL": "INFO"},
         worker_log,
     )  # fmt: skip
@@ -521,6 +524,9 @@ def run(args, tmp: Path, procs: Processes) -> None:
             for c in cl_ord_ids[: args.cancels]
         ]
     )
+    if args.profile_apply:
+        wait_until(lambda: InboundMessage.objects.count() == args.cancels, 60, "the acks to be stored")
+        inbox_apply(venue_code=VENUE)
     wait_until(
         lambda: Order.objects.filter(pk__in=cancel_ids, status="open").count() == len(cancel_ids),
         120,
@@ -555,6 +561,9 @@ def run(args, tmp: Path, procs: Processes) -> None:
         return cursor.fetchone()
 
     args.inbox_before = InboundMessage.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    if args.profile_apply:
+        profile_stored_inbox(args, venue, bodies, procs)
+        return
     flood_done = threading.Event()
     canceller = Canceller(
         port=web_port, token=token, order_ids=cancel_ids, rate=args.cancel_rate, flood_done=flood_done
@@ -707,6 +716,31 @@ def run(args, tmp: Path, procs: Processes) -> None:
     print(f"ratio reports/s : pgbench tps = {rate / tps:.2f}  (target >= 0.5)")
 
 
+def profile_stored_inbox(args, venue: FloodVenue, bodies: list, procs: Processes) -> None:
+    """--profile-apply: the flood stored by the worker's session, then applied here."""
+    from _apply_profile import inbox_apply_profiled
+
+    from routing.models import InboundMessage
+
+    first, last_write, wire_bytes = venue.flood(bodies)
+    wait_until(
+        lambda: procs.check_alive() or InboundMessage.objects.filter(id__gt=args.inbox_before).count() == len(bodies),
+        args.timeout,
+        "the flood to be stored",
+        POLL,
+    )
+    stored = time.perf_counter() - first
+    print(f"flood: {len(bodies)} reports, {wire_bytes / 1e6:.2f} MB, written in {(last_write - first) * 1000:.0f} ms")
+    print(f"stored by the worker's session thread within {stored:.2f}s = {len(bodies) / stored:,.0f}/s")
+    procs.stop()  # nothing else touches the database while it is applied
+    taken, elapsed, breakdown = inbox_apply_profiled(venue_code=VENUE, cprofile=args.profile_apply == "cprofile")
+    print(breakdown, end="")
+    from orders.models import Order
+
+    filled = Order.objects.filter(status="filled").count()
+    print(f"{filled}/{args.orders} orders filled")
+
+
 def _answers(port: int) -> bool:
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
@@ -743,6 +777,11 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300, help="seconds the flood may take")
     parser.add_argument("--pgbench-seconds", type=int, default=15)
     parser.add_argument("--db", default=f"oms_bench_flood_{os.getpid()}")
+    parser.add_argument(
+        "--profile-apply",
+        choices=["phases", "cprofile"],
+        help="instead of the worker, apply the stored flood in this process and show where the time goes",
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep the worker's and gunicorn's logs")
     args = parser.parse_args()
     args.created_db, args.venue, args.worker_log, args.inbox_before = False, None, None, 0
