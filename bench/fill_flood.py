@@ -789,6 +789,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="fill_flood-"))
     procs = Processes()
     signal.signal(signal.SIGTERM, _interrupted)
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows in a log as it happens
     failed = True
     try:
         run(args, tmp, procs)
