@@ -25,9 +25,11 @@ from .report_batch import Report
 logger = logging.getLogger(__name__)
 
 INBOX_BATCH = 500
-# No applying transaction stays open much longer than this (DESIGN §4.4): a batch
-# stops taking messages once it has spent it, writes, commits, and the next begins.
-INBOX_TIME_BUDGET = 0.15
+# An applying transaction stays open about this long at most (DESIGN §4.4): each
+# batch takes as many messages as the last one's pace says fit, and stops applying
+# once half of it is spent, leaving the rest for the writes.
+INBOX_TIME_BUDGET = 0.2
+INBOX_BATCH_MIN = 10
 
 
 def inbox_apply(*, venue_code: str, batch_size: int = INBOX_BATCH, time_budget: float = INBOX_TIME_BUDGET) -> int:
@@ -46,13 +48,15 @@ def inbox_apply(*, venue_code: str, batch_size: int = INBOX_BATCH, time_budget: 
     if venue is None:
         raise InvalidInput("Unknown venue.", details={"venue": [venue_code]})
     taken = 0
+    limit = batch_size
     while True:
+        started = time.monotonic()
         with transaction.atomic():
             routing_services.venue_lock_for_inbox(venue_id=venue.pk)
-            messages = routing_selectors.inbox_unapplied(venue_id=venue.pk, limit=batch_size)
+            messages = routing_selectors.inbox_unapplied(venue_id=venue.pk, limit=limit)
             try:
                 with transaction.atomic():
-                    done = _inbox_batch_apply(venue, messages, deadline=time.monotonic() + time_budget)
+                    done = _inbox_batch_apply(venue, messages, time_budget=time_budget / 2)
             except (OperationalError, InterfaceError):
                 raise  # transient: the task retries
             except Exception:
@@ -63,13 +67,17 @@ def inbox_apply(*, venue_code: str, batch_size: int = INBOX_BATCH, time_budget: 
                     _inbox_message_apply(venue, message)
                 done = len(messages)
         taken += done
-        if done == len(messages) and len(messages) < batch_size:
+        if done == len(messages) and len(messages) < limit:
             return taken
+        # The next batch: as many messages as this one's pace fits in the budget.
+        pace = (time.monotonic() - started) / max(done, 1)
+        limit = max(INBOX_BATCH_MIN, min(batch_size, int(time_budget / pace)))
 
 
-def _inbox_batch_apply(venue: Venue, messages: list, *, deadline: float) -> int:
+def _inbox_batch_apply(venue: Venue, messages: list, *, time_budget: float) -> int:
     """Apply messages in order, set-based; returns how many were taken (all of them,
-    or fewer once ``deadline`` has passed)."""
+    or fewer once ``time_budget`` seconds of applying, counted from when the batch's
+    orders are locked and loaded, have passed)."""
     reports: dict[int, Report | InvalidInput] = {}
     for message in messages:
         if message.msg_type in ("8", "9"):
@@ -78,6 +86,7 @@ def _inbox_batch_apply(venue: Venue, messages: list, *, deadline: float) -> int:
             except InvalidInput as exc:
                 reports[message.pk] = exc
     batch = ReportBatch(venue, [r for r in reports.values() if isinstance(r, Report)])
+    deadline = time.monotonic() + time_budget
     outcomes: dict[int, str] = {}
     failures: list[tuple[Any, str]] = []
     taken = 0

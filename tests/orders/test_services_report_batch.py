@@ -22,7 +22,15 @@ from hypothesis import strategies as st
 from audit.models import AuditEvent
 from oms_site.roles import TRADER_GROUP
 from orders.models import Execution, Order, OrderFlag, OrderRequest, Position
-from orders.services import execution_report_apply, inbox_apply, order_amend, order_cancel, order_submit, report_batch
+from orders.services import (
+    execution_report_apply,
+    inbox,
+    inbox_apply,
+    order_amend,
+    order_cancel,
+    order_submit,
+    report_batch,
+)
 from routing.models import InboundMessage, Venue
 
 from ..factories import AccountFactory, SecurityFactory, UserFactory
@@ -333,4 +341,29 @@ def test_a_batch_that_fails_is_applied_again_message_by_message(worlds, monkeypa
         20,
         20,
         20,
+    ]
+
+
+def test_batches_are_bounded_by_time_and_always_make_progress(worlds, monkeypatch):
+    """With no time to spare, every batch still applies at least one message, the next
+    batch is sized by the last one's pace, and everything is applied in order."""
+    trader, securities, built = worlds
+    venue, account = built["batch"]
+    orders = _world_orders(trader, securities, venue, account, ["none"] * ORDERS)
+    _inbound(venue, _messages(orders, [(i % ORDERS, "fill", 10, Decimal("100"), 0) for i in range(30)]))
+    sizes: list[int] = []
+    real = inbox._inbox_batch_apply
+
+    def counted(venue_, messages, **options):
+        taken = real(venue_, messages, **options)
+        sizes.append(taken)
+        return taken
+
+    monkeypatch.setattr(inbox, "_inbox_batch_apply", counted)
+    assert inbox_apply(venue_code=venue.code, time_budget=1e-6) == 30
+    assert len(sizes) > 1 and all(size >= 1 for size in sizes) and sum(sizes) == 30
+    assert [o.filled_quantity for o in Order.objects.filter(pk__in=[o.pk for o in orders]).order_by("id")] == [
+        100,
+        100,
+        100,
     ]
