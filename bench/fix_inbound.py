@@ -242,6 +242,7 @@ def bench_database(db: str, orders: int, fills: int, *, profile: bool = False) -
     )
     if profiler is not None:
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
     return store_rate, applied / apply_elapsed
 
 
