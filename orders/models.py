@@ -194,7 +194,14 @@ class Order(FSMModelMixin, models.Model):
                 name="order_filled_within_quantity",
             ),
         ]
-        indexes = [models.Index(fields=["venue", "venue_order_id"])]
+        indexes = [
+            models.Index(fields=["venue", "venue_order_id"]),
+            # The compliance rules' own look-ups: wash trades and duplicates (the
+            # account's orders in a security and side), message rates (entered lately).
+            models.Index(fields=["account", "security", "side", "status"]),
+            models.Index(fields=["account", "created_at"]),
+            models.Index(fields=["created_by", "created_at"]),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.side} {self.quantity} {self.security_id} ({self.status})"
@@ -358,7 +365,7 @@ class OrderRequest(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["order", "state"])]
+        indexes = [models.Index(fields=["order", "state"]), models.Index(fields=["created_at"])]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.cl_ord_id} ({self.state})"
