@@ -9,7 +9,7 @@ validation, the account lock, order row, every compliance rule (results stored),
 routing, OrderRequest, outbox row and audit events, in one transaction. The orders are
 ones compliance passes (BUYs at the reference price, varied quantities); the firm's rate
 and daily limits are raised for the run, as a high-volume desk would calibrate them, so
-the figure is the cost of the full pass path. Then runs pgbench TPC-B (-c N) for the same time on
+the figure is the cost of the full pass path. Then runs pgbench TPC-B (-c 8 -j 2) for the same time on
 a database of the same server, and prints both.
 """
 
@@ -19,7 +19,6 @@ import argparse
 import http.client
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,8 @@ import threading
 import time
 import uuid
 from pathlib import Path
+
+from _pgbench import pgbench_tps
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -43,6 +44,26 @@ def sh(cmd: list[str], env: dict[str, str] | None = None, quiet: bool = True) ->
 def recreate_db(pg: list[str], name: str) -> None:
     subprocess.run([*pg, "dropdb", "--if-exists", name], capture_output=True)
     sh([*pg, "createdb", name])
+
+
+def server_database(*, pg_host: str, pg_user: str, db: str, calibration: str) -> dict[str, str]:
+    """A fresh database ``db``, migrated, with the demo data and ``calibration`` (a
+    script for ``manage.py shell``) applied; returns the environment a production-like
+    server (DEBUG off) runs with on it."""
+    recreate_db(["env", f"PGHOST={pg_host}", f"PGUSER={pg_user}"], db)
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{pg_user}@{pg_host}:5432/{db}",
+        "DEBUG": "false",
+        "SECRET_KEY": "bench-" + uuid.uuid4().hex,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "false",
+        "LOG_LEVEL": "WARNING",
+    }
+    sh([PY, "manage.py", "migrate", "--noinput"], env)
+    sh([PY, "manage.py", "seed_demo", "--force"], env)
+    sh([PY, "manage.py", "shell", "-c", calibration], env)
+    return env
 
 
 def wait_for_port(port: int, timeout: float = 30) -> None:
@@ -114,20 +135,7 @@ def main() -> None:
     parser.add_argument("--db", default="oms_bench")
     args = parser.parse_args()
 
-    pg = ["env", f"PGHOST={args.pg_host}", f"PGUSER={args.pg_user}"]
-    recreate_db(pg, args.db)
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{args.pg_user}@{args.pg_host}:5432/{args.db}",
-        "DEBUG": "false",
-        "SECRET_KEY": "bench-" + uuid.uuid4().hex,
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "SECURE_SSL_REDIRECT": "false",
-        "LOG_LEVEL": "WARNING",
-    }
-    sh([PY, "manage.py", "migrate", "--noinput"], env)
-    sh([PY, "manage.py", "seed_demo", "--force"], env)
-    sh([PY, "manage.py", "shell", "-c", BENCH_CALIBRATION], env)
+    env = server_database(pg_host=args.pg_host, pg_user=args.pg_user, db=args.db, calibration=BENCH_CALIBRATION)
     token = sh([PY, "manage.py", "drf_create_token", "trader1"], env).split()[2]
 
     server = subprocess.Popen(
@@ -179,13 +187,7 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
 
-    pgbench_db = args.db + "_pgbench"
-    recreate_db(pg, pgbench_db)
-    sh([*pg, "pgbench", "-i", "-q", "-s", "10", pgbench_db])
-    out = sh([*pg, "pgbench", "-c", str(args.clients), "-j", "2", "-T", str(int(args.seconds)), pgbench_db])
-    match = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", out)
-    pgbench_tps = float(match.group(1)) if match else float("nan")
-    subprocess.run([*pg, "dropdb", "--if-exists", pgbench_db], capture_output=True)
+    pgbench = pgbench_tps(clients=8, jobs=2, seconds=int(args.seconds), scale=10, host=args.pg_host, user=args.pg_user)
 
     orders = len(latencies)
     ordered = sorted(latencies)
@@ -197,8 +199,8 @@ def main() -> None:
         p50 = statistics.median(ordered) * 1000
         p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
         print(f"latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {ordered[-1] * 1000:.1f} ms")
-    print(f"pgbench TPC-B (-c {args.clients} -j 2, scale 10, same server): {pgbench_tps:.0f} tps")
-    print(f"ratio orders/s : pgbench tps = {rate / pgbench_tps:.2f}")
+    print(f"pgbench TPC-B (-c 8 -j 2, scale 10, same server, same run): {pgbench:.0f} tps")
+    print(f"ratio orders/s : pgbench tps = {rate / pgbench:.3f}")
     if errors:
         print("first errors:", *errors[:5], sep="\n  ")
 

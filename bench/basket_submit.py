@@ -22,7 +22,6 @@ import argparse
 import http.client
 import json
 import os
-import re
 import subprocess
 import sys
 import threading
@@ -30,7 +29,8 @@ import time
 import uuid
 from pathlib import Path
 
-from api_submit import PRICES, recreate_db, sh, wait_for_port
+from _pgbench import pgbench_tps
+from api_submit import PRICES, server_database, sh, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -167,14 +167,14 @@ def run_phase(port: int, token: str, accounts: list[str], clients: int, lines: i
     return time.perf_counter() - started, results, errors
 
 
-def report(label: str, elapsed: float, results: list, errors: list, pgbench_tps: float) -> None:
+def report(label: str, elapsed: float, results: list, errors: list, pgbench: float) -> None:
     orders = sum(counts["total"] for _, counts in results)
     routed = sum(counts["routed"] for _, counts in results)
     rate = orders / elapsed if elapsed else 0.0
     latencies = ", ".join(f"{seconds:.2f}" for seconds, _ in results)
     print(
         f"{label}: {len(results)} baskets, {orders} orders ({routed} routed) in {elapsed:.1f} s = {rate:.0f} orders/s; "
-        f"ratio to pgbench {rate / pgbench_tps:.2f}; seconds per basket: {latencies}; errors {len(errors)}"
+        f"ratio to pgbench {rate / pgbench:.2f}; seconds per basket: {latencies}; errors {len(errors)}"
     )
     for error in errors[:3]:
         print("  ", error)
@@ -194,23 +194,10 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="also profile one basket in-process")
     args = parser.parse_args()
 
-    pg = ["env", f"PGHOST={args.pg_host}", f"PGUSER={args.pg_user}"]
-    recreate_db(pg, args.db)
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{args.pg_user}@{args.pg_host}:5432/{args.db}",
-        "DEBUG": "false",
-        "SECRET_KEY": "bench-" + uuid.uuid4().hex,
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "SECURE_SSL_REDIRECT": "false",
-        "LOG_LEVEL": "WARNING",
-    }
+    env = server_database(pg_host=args.pg_host, pg_user=args.pg_user, db=args.db, calibration=CALIBRATION)
     count = args.clients * args.baskets
     empty = [f"BSK-E{i}" for i in range(count + 1)]  # one more: the warm-up
     working = [f"BSK-W{i}" for i in range(count)]
-    sh([PY, "manage.py", "migrate", "--noinput"], env)
-    sh([PY, "manage.py", "seed_demo", "--force"], env)
-    sh([PY, "manage.py", "shell", "-c", CALIBRATION], env)
     script = ACCOUNTS.format(symbols=sorted(PRICES), empty=empty, working=working, preload=WORKING_PRELOAD)
     sh([PY, "manage.py", "shell", "-c", script], env)
     token = sh([PY, "manage.py", "drf_create_token", "trader1"], env).split()[2]
@@ -245,26 +232,22 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
 
-    pgbench_db = args.db + "_pgbench"
-    recreate_db(pg, pgbench_db)
-    sh([*pg, "pgbench", "-i", "-q", "-s", "10", pgbench_db])
-    out = sh([*pg, "pgbench", "-c", "8", "-j", "2", "-T", str(args.pgbench_seconds), pgbench_db])
-    match = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", out)
-    pgbench_tps = float(match.group(1)) if match else float("nan")
-    subprocess.run([*pg, "dropdb", "--if-exists", pgbench_db], capture_output=True)
+    pgbench = pgbench_tps(
+        clients=8, jobs=2, seconds=args.pgbench_seconds, scale=10, host=args.pg_host, user=args.pg_user
+    )
 
     print(
         f"machine: {os.cpu_count()} cores; {args.clients} clients; gunicorn {args.web_workers} sync workers; "
         f"{args.lines}-line baskets, each to an account of its own"
     )
     for label, (elapsed, results, errors) in phases:
-        report(f"POST /api/v1/baskets/, {label}", elapsed, results, errors, pgbench_tps)
-    print(f"pgbench TPC-B (-c 8 -j 2, scale 10, same server): {pgbench_tps:.0f} tps")
+        report(f"POST /api/v1/baskets/, {label}", elapsed, results, errors, pgbench)
+    print(f"pgbench TPC-B (-c 8 -j 2, scale 10, same server): {pgbench:.0f} tps")
 
     if args.profile:
         script = PROFILE.format(account=empty[-1], lines=args.lines)
         print(sh([PY, "manage.py", "shell", "-c", script], env))
-    subprocess.run([*pg, "dropdb", "--if-exists", args.db], capture_output=True)
+    subprocess.run(["dropdb", "-h", args.pg_host, "-U", args.pg_user, "--if-exists", args.db], capture_output=True)
 
 
 if __name__ == "__main__":
