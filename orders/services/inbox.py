@@ -104,7 +104,7 @@ def _inbox_batch_apply(venue: Venue, messages: list, *, time_budget: float) -> i
                 outcome, order_id = result.outcome, result.order_id
             elif message.msg_type == "j":
                 batch.flush()  # what came before is written first, as one by one
-                outcome = _business_reject_apply(venue, message)
+                outcome = _business_reject_apply(venue, message, batch)
             else:
                 outcome = "ignored"
             outcomes[message.pk] = outcome
@@ -191,20 +191,23 @@ def _inbox_message_apply(venue: Venue, message) -> None:
     audit_event_record(**_received_event(venue, message, order_id=order_id, outcome=outcome))
 
 
-def _business_reject_apply(venue: Venue, message) -> str:
+def _business_reject_apply(venue: Venue, message, batch: ReportBatch | None = None) -> str:
     """BusinessMessageReject (j): audited against the message (and order) it names;
-    the order is flagged for a person to look at, not changed."""
+    the order is flagged for a person to look at, not changed. Inside a batch the flag
+    goes through the batch, which holds the order and writes it last."""
     order_id = routing_services.session_reject_record(venue_id=venue.pk, msg_type="j", fields=message.fields)
-    order = Order.objects.filter(pk=order_id).first() if order_id else None
-    if order is not None:
-        tags = codec.tags_from_fields(message.fields)
-        order_flag(
-            order,
-            venue=venue,
-            kind=OrderFlag.Kind.UNEXPECTED_MESSAGE,
-            message=f"Venue rejected our {tags.get(372, '?')} message: {tags.get(58, '') or tags.get(380, '')}",
-            details={"ref_seq_num": tags.get(45, ""), "business_reject_reason": tags.get(380, "")},
-        )
+    if not order_id:
+        return "recorded"
+    tags = codec.tags_from_fields(message.fields)
+    flag = {
+        "kind": OrderFlag.Kind.UNEXPECTED_MESSAGE,
+        "message": f"Venue rejected our {tags.get(372, '?')} message: {tags.get(58, '') or tags.get(380, '')}",
+        "details": {"ref_seq_num": tags.get(45, ""), "business_reject_reason": tags.get(380, "")},
+    }
+    if batch is not None:
+        batch.flag(batch.order_locked(order_id), **flag)
+    elif (order := Order.objects.filter(pk=order_id).first()) is not None:
+        order_flag(order, venue=venue, **flag)
     return "recorded"
 
 

@@ -385,6 +385,25 @@ def test_business_and_session_rejects_are_audited_against_the_order(venue, submi
 
 
 @pytest.mark.django_db
+def test_a_business_reject_between_reports_of_its_order_keeps_the_review_flag(venue, submit):
+    """In one batch: the ack, a BusinessMessageReject naming the order, then a fill. The
+    fill's write must not undo the review flag the reject set."""
+    order = submit(quantity=100)
+    OutboundMessage.objects.filter(order_id=order.pk).update(state="sent", msg_seq_num=5)
+    base = [[37, "V1"], [11, order.cl_ord_id], [55, "AAPL"], [54, "1"], [38, "100"]]
+    _inbox(venue, 1, [*base, [17, "A1"], [150, "0"], [39, "0"]])
+    _inbox(venue, 2, [[45, "5"], [372, "D"], [380, "3"], [58, "not here"]], msg_type="j")
+    _inbox(venue, 3, [*base, [17, "F1"], [150, "F"], [39, "1"], [32, "40"], [31, "10"]])
+
+    assert order_services.inbox_apply(venue_code="SIM") == 3
+
+    order.refresh_from_db()
+    assert (order.status, order.filled_quantity, order.needs_review) == ("partially_filled", 40, True)
+    flagged = AuditEvent.objects.filter(action="order.flagged", object_id=str(order.pk))
+    assert [e.details["kind"] for e in flagged] == ["unexpected_message"]
+
+
+@pytest.mark.django_db
 def test_venue_reconcile_asks_about_working_orders_only(venue, submit):
     queued = submit()  # its NewOrderSingle is still in the outbox
     working = submit()
