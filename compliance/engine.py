@@ -27,7 +27,7 @@ from django.db.models import Q
 from audit.services import actor_name, audit_event_record
 from oms_site.db import rows_insert
 
-from .models import SCOPE_PRECEDENCE, ComplianceResult, Outcome, RuleSetting, Scope
+from .models import SCOPE_PRECEDENCE, ComplianceResult, ComplianceVerdict, Outcome, RuleSetting, Scope
 
 logger = logging.getLogger(__name__)
 
@@ -154,8 +154,21 @@ def registered_rules() -> dict[str, Rule]:
     return dict(_RULES)
 
 
-def results_store(results: list[ComplianceResult]) -> None:
-    rows_insert(ComplianceResult, results)
+def verdict_build(results: list[ComplianceResult]) -> ComplianceVerdict:
+    """The verdict row of one evaluation's ``results`` (all of one order and stage)."""
+    first = results[0]
+    return ComplianceVerdict(
+        order_id=first.order_id,
+        stage=first.stage,
+        outcome=combined_outcome(results),
+        results=[result.as_result() for result in results],
+        evaluated_at=first.evaluated_at,
+    )
+
+
+def verdicts_store(verdicts: list[ComplianceVerdict]) -> None:
+    """Store verdicts, each one row, all in one statement."""
+    rows_insert(ComplianceVerdict, verdicts, ids=False)
 
 
 def evaluate(
@@ -170,7 +183,7 @@ def evaluate(
 ) -> Evaluation:
     """Run all rules on ``order`` (with proposed ``changes`` for an amendment).
 
-    Persists one result per rule in the caller's transaction, unless ``dry_run`` (the
+    Stores one verdict row with every rule's result in the caller's transaction, unless ``dry_run`` (the
     what-if check), which writes nothing at all. Warnings of rules in ``covered`` (an
     approved override) are recorded as overridden and do not hold the order."""
     changes = changes or {}
@@ -213,7 +226,7 @@ def evaluate(
     evaluation = Evaluation(outcome=combined, results=results)
     if dry_run:
         return evaluation
-    results_store(results)
+    verdicts_store([verdict_build(results)])
     for commit in commits:
         commit(combined)
     audit_event_record(

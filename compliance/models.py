@@ -304,11 +304,45 @@ class LocateUse(models.Model):
         return f"order {self.order_id}: {self.quantity} of locate {self.locate_id}"
 
 
-class ComplianceResult(models.Model):
-    """One rule's verdict on one order at one evaluation (submit, amend, release);
-    pass results are kept as well as failures."""
+class ComplianceVerdict(models.Model):
+    """One evaluation of one order (submit, amend, release): every rule's result,
+    pass results as well as failures, stored together in one row with one insert.
 
-    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="compliance_results")
+    ``results`` is a list of ``{"rule", "outcome", "code", "reason", "internal",
+    "overridden"}`` in rule order; ``ComplianceResult`` reads it back one row per
+    rule."""
+
+    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="compliance_verdicts")
+    stage = models.CharField(max_length=20, default="submit")
+    # The combined outcome: any block blocks, else any counted warning warns.
+    outcome = models.CharField(max_length=5, choices=Outcome.choices)
+    results = models.JSONField(default=list)
+    evaluated_at = models.DateTimeField(default=utc_now, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"order {self.order_id} {self.stage}: {self.outcome}"
+
+
+# Rule results of a verdict are numbered verdict id x RESULT_ID_BASE + position.
+RESULT_ID_BASE = 1000
+
+
+class ComplianceResult(models.Model):
+    """One rule's verdict on one order at one evaluation, read from the evaluation's
+    ``ComplianceVerdict`` (a database view: one row per rule of each verdict). Never
+    saved: the engine stores verdicts; instances it builds in memory carry the
+    results of evaluations that are not stored (the what-if check)."""
+
+    id = models.BigIntegerField(primary_key=True)
+    verdict = models.ForeignKey(
+        ComplianceVerdict, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+", null=True
+    )
+    order = models.ForeignKey(
+        "orders.Order", on_delete=models.DO_NOTHING, db_constraint=False, related_name="compliance_results"
+    )
     stage = models.CharField(max_length=20, default="submit")
     rule = models.CharField(max_length=50)
     outcome = models.CharField(max_length=5, choices=Outcome.choices)
@@ -318,15 +352,27 @@ class ComplianceResult(models.Model):
     internal = models.BooleanField(default=False)
     # A warning covered by an approved override for this order.
     overridden = models.BooleanField(default=False)
-    # Set by the engine: every result of one evaluation carries the same time.
-    evaluated_at = models.DateTimeField(default=utc_now, db_index=True)
+    # Every result of one evaluation carries the verdict's time.
+    evaluated_at = models.DateTimeField(default=utc_now)
 
     class Meta:
+        managed = False
+        db_table = "compliance_complianceresult"
         ordering = ["id"]
-        indexes = [models.Index(fields=["rule", "outcome"])]
 
     def __str__(self) -> str:
         return f"{self.rule}: {self.outcome}"
+
+    def as_result(self) -> dict:
+        """The result as its verdict stores it."""
+        return {
+            "rule": self.rule,
+            "outcome": self.outcome,
+            "code": self.code,
+            "reason": self.reason,
+            "internal": self.internal,
+            "overridden": self.overridden,
+        }
 
 
 class OverrideRequest(models.Model):

@@ -358,12 +358,10 @@ def kill_switch_cancels_record(*, switch: KillSwitch, actor: str, order_ids: lis
 def override_request_create(*, order, user, justification: str) -> OverrideRequest:
     """Called by ``orders.services.order_override_request`` with the held order
     locked. One pending request per order."""
-    # The warnings of the evaluation that holds the order: the latest result of each
-    # rule (rows of one evaluation are not stamped with one time, so match by rule).
-    latest: dict[str, tuple[str, bool]] = {}
-    for rule, outcome, internal in order.compliance_results.order_by("id").values_list("rule", "outcome", "internal"):
-        latest[rule] = (outcome, internal)
-    warnings = sorted(rule for rule, (outcome, internal) in latest.items() if outcome == Outcome.WARN and not internal)
+    # The warnings of the evaluation that holds the order: its latest verdict.
+    verdict = order.compliance_verdicts.order_by("-id").only("results").first()
+    results = verdict.results if verdict is not None else []
+    warnings = sorted(r["rule"] for r in results if r["outcome"] == Outcome.WARN and not r["internal"])
     try:
         with transaction.atomic():
             override = OverrideRequest.objects.create(

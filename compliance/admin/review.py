@@ -8,7 +8,7 @@ from django.contrib import admin
 from audit.admin_base import ReadOnlyAdmin, timestamp_filter
 
 from .. import services
-from ..models import ComplianceResult, ReviewItem
+from ..models import RESULT_ID_BASE, ComplianceResult, ReviewItem
 from ._common import ConsoleAdmin, NoteForm
 
 ResolvedFilter = timestamp_filter(field="resolved_at", title="resolved", parameter="resolved", yes_when_set=True)
@@ -74,6 +74,16 @@ class ComplianceResultAdmin(ReadOnlyAdmin):
     search_fields = ["order__client_order_id", "order__security__symbol", "code"]
     date_hierarchy = "evaluated_at"
     show_full_result_count = False
+
+    def get_object(self, request, object_id, from_field=None):
+        # A result's id is its verdict's id x RESULT_ID_BASE + its position: find the
+        # verdict by its key rather than scanning every verdict's results.
+        try:
+            verdict_id = int(object_id) // RESULT_ID_BASE
+        except (TypeError, ValueError):
+            return None
+        queryset = self.get_queryset(request).filter(verdict_id=verdict_id)
+        return queryset.filter(pk=int(object_id)).first()
 
     @admin.display(description="account", ordering="order__account__code")
     def account(self, obj):

@@ -88,9 +88,8 @@ def refusals_audited(action: str) -> Callable:
                 with transaction.atomic():
                     # The verdicts of a refused amendment are kept too (every result
                     # for every order is on record); they rolled back with the attempt.
-                    for result in results:
-                        result.pk = None
-                    compliance_engine.results_store(results)
+                    if results:
+                        compliance_engine.verdicts_store([compliance_engine.verdict_build(results)])
                     audit_event_record_independent(
                         actor=actor_name(user),
                         action=f"{action}_refused",

@@ -9,10 +9,12 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from audit.models import AuditEvent
 from compliance import engine
-from compliance.models import ComplianceResult, Locate, LocateUse, ReviewItem
+from compliance.models import RESULT_ID_BASE, ComplianceResult, ComplianceVerdict, Locate, LocateUse, ReviewItem
 from compliance.services import locate_end, restricted_entry_add, restricted_entry_end, watch_entry_add
 from oms_site.errors import InvalidStateTransition
 from orders.models import Execution, Order, OrderRequest
@@ -882,3 +884,30 @@ def test_amend_of_a_partly_filled_sale_within_the_position(place, trader, accoun
             order_amend(user=trader, order_id=order.pk, quantity=quantity)
         assert refused.value.code == "compliance_refused"
         assert "exceeds the long position available (600 after pending sells)" in refused.value.message
+
+
+# ------------------------------------------------------------------ verdict storage
+def test_one_evaluation_is_one_verdict_row_read_back_one_result_per_rule(place, middle_office):
+    watch_entry_add(user=middle_office, symbol="AAPL", reason="secret")
+    rule_set("max_order_quantity", threshold=Decimal(1000))
+    before = ComplianceVerdict.objects.count()
+
+    with CaptureQueriesContext(connection) as queries:
+        order = place(quantity=distinct_quantity())
+
+    verdicts = list(ComplianceVerdict.objects.filter(order=order))
+    assert ComplianceVerdict.objects.count() == before + 1
+    assert [(v.stage, v.outcome) for v in verdicts] == [("submit", "pass")]
+    verdict = verdicts[0]
+    assert [r["rule"] for r in verdict.results] == sorted(engine.registered_rules())
+    # Written by COPY (which the query log does not capture): no statement names a
+    # per-rule table, whatever the number of rules.
+    assert not [q["sql"] for q in queries.captured_queries if "compliance_compliance" in q["sql"]]
+    # Read back one row per rule, numbered after the verdict, with the verdict's time.
+    results = list(ComplianceResult.objects.filter(order=order).order_by("id"))
+    assert [r.as_result() for r in results] == verdict.results
+    assert [r.pk for r in results] == [verdict.pk * RESULT_ID_BASE + i for i in range(len(results))]
+    assert {r.evaluated_at for r in results} == {verdict.evaluated_at}
+    assert {r.verdict_id for r in results} == {verdict.pk}
+    watch = ComplianceResult.objects.get(order=order, rule="watch_list")
+    assert (watch.outcome, watch.internal, watch.overridden) == ("warn", True, False)
