@@ -24,7 +24,7 @@ from typing import Any
 
 from django.db.models import Q
 
-from audit.services import actor_name, audit_event_record
+from audit.services import actor_name, audit_event_build, audit_events_store
 from oms_site.db import rows_insert
 
 from .models import SCOPE_PRECEDENCE, ComplianceResult, ComplianceVerdict, Outcome, RuleSetting, Scope
@@ -58,6 +58,15 @@ def combined_outcome(results) -> str:
 class Evaluation:
     outcome: str
     results: list[ComplianceResult] = field(default_factory=list)
+    stage: str = "submit"
+    actor: str = ""
+    # Run once the verdict is stored (locate reservations, review items).
+    commits: list[Callable[[str], None]] = field(default_factory=list)
+    # What the rules read, for the steps after them in the same request (the
+    # active kill switches, which routing checks again for the chosen venue).
+    cache: dict = field(default_factory=dict)
+    # When the rules were done: the time of the evaluation's audit event.
+    finished_at: dt.datetime | None = None
 
     @property
     def visible_results(self) -> list[ComplianceResult]:
@@ -154,11 +163,12 @@ def registered_rules() -> dict[str, Rule]:
     return dict(_RULES)
 
 
-def verdict_build(results: list[ComplianceResult]) -> ComplianceVerdict:
-    """The verdict row of one evaluation's ``results`` (all of one order and stage)."""
+def verdict_build(results: list[ComplianceResult], *, order_id: int | None = None) -> ComplianceVerdict:
+    """The verdict row of one evaluation's ``results`` (all of one order and stage);
+    ``order_id`` when the results were made before the order was stored."""
     first = results[0]
     return ComplianceVerdict(
-        order_id=first.order_id,
+        order_id=order_id or first.order_id,
         stage=first.stage,
         outcome=combined_outcome(results),
         results=[result.as_result() for result in results],
@@ -180,12 +190,15 @@ def evaluate(
     venue: Any = None,
     dry_run: bool = False,
     covered: Iterable[str] = (),
+    deferred: bool = False,
 ) -> Evaluation:
     """Run all rules on ``order`` (with proposed ``changes`` for an amendment).
 
-    Stores one verdict row with every rule's result in the caller's transaction, unless ``dry_run`` (the
-    what-if check), which writes nothing at all. Warnings of rules in ``covered`` (an
-    approved override) are recorded as overridden and do not hold the order."""
+    Stores one verdict row with every rule's result in the caller's transaction
+    (``evaluation_record``), unless ``dry_run`` (the what-if check), which writes
+    nothing at all, or ``deferred``: the caller records it once the order is stored
+    (a new order evaluated before its one insert). Warnings of rules in ``covered``
+    (an approved override) are recorded as overridden and do not hold the order."""
     changes = changes or {}
     check = Check(
         order=order,
@@ -222,21 +235,47 @@ def evaluate(
         )
         if verdict.commit is not None:
             commits.append(verdict.commit)
-    combined = combined_outcome(results)
-    evaluation = Evaluation(outcome=combined, results=results)
-    if dry_run:
-        return evaluation
-    verdicts_store([verdict_build(results)])
-    for commit in commits:
-        commit(combined)
-    audit_event_record(
+    evaluation = Evaluation(
+        outcome=combined_outcome(results),
+        results=results,
+        stage=stage,
         actor=actor_name(user),
+        commits=commits,
+        cache=check.cache,
+        finished_at=dt.datetime.now(dt.UTC),
+    )
+    if not (dry_run or deferred):
+        evaluation_record(evaluation, order=order)
+    return evaluation
+
+
+def evaluation_record(
+    evaluation: Evaluation, *, order: Any, events: list | None = None, position: int | None = None
+) -> None:
+    """Store the evaluation of the stored ``order``: its verdict row, the rules'
+    commits, and the ``compliance.evaluated`` audit event, recorded now or, with
+    ``events`` (the caller's events not stored yet), put there at ``position`` (the
+    end by default): the evaluation happened after the steps before it and before
+    those after it. A commit audits steps of its own, so the events before the
+    evaluation are stored before commits run, keeping the trail in order."""
+    verdicts_store([verdict_build(evaluation.results, order_id=order.pk)])
+    if events is not None and position is None:
+        position = len(events)
+    if evaluation.commits and events:
+        audit_events_store(events[:position])
+        del events[:position]
+        position = 0
+    for commit in evaluation.commits:
+        commit(evaluation.outcome)
+    event = audit_event_build(
+        actor=evaluation.actor,
         action="compliance.evaluated",
         object_type="order",
         object_id=order.pk,
+        occurred_at=evaluation.finished_at,
         details={
-            "stage": stage,
-            "outcome": combined,
+            "stage": evaluation.stage,
+            "outcome": evaluation.outcome,
             # Internal (watch-list) results stay out of the order's trail, which traders
             # read; they are audited with their review item.
             "results": [
@@ -245,4 +284,7 @@ def evaluate(
             ],
         },
     )
-    return evaluation
+    if events is None:
+        event.save()
+    else:
+        events.insert(position, event)

@@ -51,7 +51,7 @@ def _share(order) -> tuple[int, Decimal, int, Decimal]:
     """What one order, as stored, adds to its exposure row (the database trigger's
     arithmetic): working leaves, their notional at the order's limit or stop, the
     leaves without a price, and what it filled (filled quantity x average price)."""
-    if order.pk is None:
+    if order._state.adding:  # not stored (yet): nothing of it is in the exposure
         return 0, Decimal(0), 0, Decimal(0)
     leaves = order.quantity - order.filled_quantity if order.status in WORKING_STATUSES else 0
     price = order.limit_price or order.stop_price
@@ -98,7 +98,7 @@ def _exposure(check: Check) -> dict:
             day[0] += priced
             day[1] += unpriced
             day[2] += filled
-    if order.pk is not None:  # take this order out, as stored
+    if not order._state.adding:  # take this order out, as stored
         quantity, priced, unpriced, filled = _share(order)
         row = working.setdefault((order.security_id, order.side), [0, Decimal(0), 0])
         row[0] -= quantity
@@ -202,17 +202,27 @@ def watch_list(check: Check) -> RuleVerdict:
     )
 
 
+def kill_switches_active(check: Check) -> list[KillSwitch]:
+    """Every switch on now (a handful at most), read once per check: the rule matches
+    them here and routing matches the chosen venue against the same reading."""
+    cached = check.cache.get("kill_switches")
+    if cached is None:
+        cached = check.cache["kill_switches"] = list(
+            KillSwitch.objects.filter(released_at__isnull=True).order_by("activated_at", "id")
+        )
+    return cached
+
+
 @rule("kill_switch")
 def kill_switch(check: Check) -> RuleVerdict:
     scope = KillSwitch.Scope
-    matches = Q(scope=scope.FIRM) | Q(scope=scope.ACCOUNT, target=check.account.code)
-    matches |= Q(scope=scope.SYMBOL, target=check.security.symbol)
+    targets = {(scope.FIRM, ""), (scope.ACCOUNT, check.account.code), (scope.SYMBOL, check.security.symbol)}
     trader = check.trader
     if trader is not None and getattr(trader, "pk", None):
-        matches |= Q(scope=scope.TRADER, target=trader.get_username())
+        targets.add((scope.TRADER, trader.get_username()))
     if check.venue is not None:
-        matches |= Q(scope=scope.VENUE, target=check.venue.code)
-    switch = KillSwitch.objects.filter(matches, released_at__isnull=True).order_by("activated_at").first()
+        targets.add((scope.VENUE, check.venue.code))
+    switch = next((s for s in kill_switches_active(check) if (s.scope, s.target) in targets), None)
     if switch is None:
         return RuleVerdict(PASS, "ok")
     where = f"{switch.scope} {switch.target}".strip()
@@ -496,7 +506,7 @@ def short_sale(check: Check) -> RuleVerdict:
     candidates = Locate.objects.filter(
         account_id=order.account_id, security_id=order.security_id, expires_at__gt=check.now, ended_at__isnull=True
     )
-    current = LocateUse.objects.filter(order_id=order.pk).first() if order.pk else None
+    current = LocateUse.objects.filter(order_id=order.pk).first() if not order._state.adding else None
     chosen = None
     # The order's own locate first, then the one that expires soonest.
     ordered = sorted(candidates, key=lambda loc: (current is None or loc.pk != current.locate_id, loc.expires_at))

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from audit.services import actor_name, audit_events_store
@@ -256,20 +256,47 @@ def order_submit(
     actor = actor_name(user)
     with transaction.atomic():
         account_lock(account_id=clean["account"].pk)
-        try:
-            with transaction.atomic():
-                order = order_build(clean, user=user, origin=origin)
-                order.save()
-        except IntegrityError:
-            existing = Order.objects.filter(account=clean["account"], client_order_id=clean["client_order_id"]).first()
-            if existing is None:  # the constraint that fired was not idempotency
-                raise
-            return existing, False
-        order_audit(order, actor=actor, action="order.created", details={"origin": origin})
-
-        evaluation = compliance_engine.evaluate(order=order, stage="submit", user=user)
-        order_compliance_outcome(order, evaluation, actor=actor)
+        order = order_build(clean, user=user, origin=origin)
+        # Under the account's lock no one else can enter this account's order with
+        # this ClOrdID, so looking first is race-free (no savepoint needed).
+        existing_id = order_id_reserve(order)
+        if existing_id is not None:
+            return Order.objects.get(pk=existing_id), False
+        # Every step runs on the order in memory; it is inserted once, in the state
+        # they leave it, and the steps' rows follow in one statement each.
+        writes = SubmitWrites(deferred=True)
+        writes.audit(order, actor=actor, action="order.created", details={"origin": origin})
+        evaluation = compliance_engine.evaluate(order=order, stage="submit", user=user, deferred=True)
+        evaluated = len(writes.events_pending())
+        order_compliance_outcome(order, evaluation, actor=actor, writes=writes)
+        order.save(force_insert=True)
+        compliance_engine.evaluation_record(evaluation, order=order, events=writes.events_pending(), position=evaluated)
+        writes.flush()
     return order, True
+
+
+def order_id_reserve(order: Order) -> int | None:
+    """Give the unsaved ``order`` its id before it is stored (ClOrdIDs and audit
+    events name it), or return the id of the account's order that already has its
+    ClOrdID. One statement on PostgreSQL; the caller holds the account's lock."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence('orders_order', 'id')), "
+                "(SELECT id FROM orders_order WHERE account_id = %s AND client_order_id = %s)",
+                [order.account_id, order.client_order_id],
+            )
+            reserved, existing = cursor.fetchone()
+        else:  # the embedded database: one writer at a time, so the next id is free
+            cursor.execute(
+                "SELECT (SELECT COALESCE(MAX(id), 0) + 1 FROM orders_order), "
+                "(SELECT id FROM orders_order WHERE account_id = %s AND client_order_id = %s)",
+                [order.account_id, order.client_order_id],
+            )
+            reserved, existing = cursor.fetchone()
+    if existing is None:
+        order.pk = reserved
+    return existing
 
 
 class SubmitWrites:
@@ -289,6 +316,8 @@ class SubmitWrites:
         self._events: list = []
 
     def order_save(self, order: Order) -> None:
+        if order._state.adding:  # the caller inserts it whole once every step is done
+            return
         if self.deferred and order.status != S.REJECTED:
             order.updated_at = timezone.now()
             self._orders[order.pk] = order
@@ -312,6 +341,11 @@ class SubmitWrites:
             self._messages.append(routing_services.outbox_message_build(**message))
         else:
             routing_services.outbox_message_enqueue(**message)
+
+    def events_pending(self) -> list:
+        """The audit events collected and not stored yet, in the order of their steps
+        (a step recorded later may put its own among them; ``flush`` stores them)."""
+        return self._events
 
     def flush(self) -> None:
         """Write what was collected. The orders were inserted in this transaction
@@ -342,15 +376,22 @@ def order_compliance_outcome(
             writes.order_save(order)
         writes.audit(order, actor=actor, action="order.held", details={"reasons": evaluation.visible_reasons})
     else:
-        order_route(order, actor=actor, writes=writes, venues=venues)
+        switches = evaluation.cache.get("kill_switches")
+        order_route(order, actor=actor, writes=writes, venues=venues, switches=switches)
 
 
 def order_route(
-    order: Order, *, actor: str, writes: SubmitWrites | None = None, venues: list[Venue] | None = None
+    order: Order,
+    *,
+    actor: str,
+    writes: SubmitWrites | None = None,
+    venues: list[Venue] | None = None,
+    switches: list | None = None,
 ) -> None:
     """Choose the venue (unless the trader did) and queue the NewOrderSingle, or
     reject: "no route", or a kill switch on the venue the router chose. ``venues``:
-    the routable venues when the caller has read them already (a basket)."""
+    the routable venues when the caller has read them already (a basket);
+    ``switches``: the active kill switches compliance read in this transaction."""
     writes = writes or SubmitWrites()
     security = order.security
     venue = order.venue or routing_selectors.venue_pick(
@@ -362,7 +403,7 @@ def order_route(
     refusal = None
     if venue is None:
         refusal = "no route"
-    elif (switch := compliance_selectors.kill_switch_active_for(scope="venue", target=venue.code)) is not None:
+    elif (switch := _venue_switch(venue, switches)) is not None:
         refusal = f"Kill switch on (venue {venue.code}): {switch.reason}"
     if refusal is not None:
         order.reject_reason = refusal
@@ -398,6 +439,12 @@ def order_route(
     order.send()
     writes.order_save(order)
     writes.audit(order, actor=actor, action="order.routed", details={"venue": venue.code, "cl_ord_id": order.cl_ord_id})
+
+
+def _venue_switch(venue: Venue, switches: list | None):
+    if switches is None:
+        return compliance_selectors.kill_switch_active_for(scope="venue", target=venue.code)
+    return next((s for s in switches if s.scope == "venue" and s.target == venue.code), None)
 
 
 def order_check(
