@@ -126,14 +126,20 @@ class Check:
 
     @cached_property
     def _settings(self) -> list[RuleSetting]:
+        trader = self.trader
+        trader_id = trader.pk if trader is not None and getattr(trader, "pk", None) else None
+        key = ("settings", self.order.account_id, self.order.security_id, self.security.issuer.lower(), trader_id)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
         applicable = Q(scope=Scope.FIRM) | Q(scope=Scope.ACCOUNT, account_id=self.order.account_id)
         applicable |= Q(scope=Scope.SECURITY, security_id=self.order.security_id)
         if self.security.issuer:
             applicable |= Q(scope=Scope.ISSUER, issuer__iexact=self.security.issuer)
-        trader = self.trader
-        if trader is not None and getattr(trader, "pk", None):
-            applicable |= Q(scope=Scope.TRADER, trader_id=trader.pk)
-        return list(RuleSetting.objects.filter(applicable))
+        if trader_id is not None:
+            applicable |= Q(scope=Scope.TRADER, trader_id=trader_id)
+        settings = self.cache[key] = list(RuleSetting.objects.filter(applicable))
+        return settings
 
     def settings_for(self, rule: str) -> list[RuleSetting]:
         """The settings that decide ``rule`` for this order: those of the most specific
@@ -191,6 +197,7 @@ def evaluate(
     dry_run: bool = False,
     covered: Iterable[str] = (),
     deferred: bool = False,
+    cache: dict | None = None,
 ) -> Evaluation:
     """Run all rules on ``order`` (with proposed ``changes`` for an amendment).
 
@@ -198,7 +205,11 @@ def evaluate(
     (``evaluation_record``), unless ``dry_run`` (the what-if check), which writes
     nothing at all, or ``deferred``: the caller records it once the order is stored
     (a new order evaluated before its one insert). Warnings of rules in ``covered``
-    (an approved override) are recorded as overridden and do not hold the order."""
+    (an approved override) are recorded as overridden and do not hold the order.
+
+    ``cache``: what the rules read, shared by the evaluations of one transaction (a
+    basket's lines, under their accounts' locks); the caller reports each order it
+    enters after its evaluation with ``order_added`` so the next one sees it."""
     changes = changes or {}
     check = Check(
         order=order,
@@ -209,6 +220,7 @@ def evaluate(
         venue=venue if venue is not None else (order.venue if order.venue_id else None),
         now=dt.datetime.now(dt.UTC),
         dry_run=dry_run,
+        cache={} if cache is None else cache,
     )
     covered = frozenset(covered)
     results: list[ComplianceResult] = []
@@ -267,7 +279,16 @@ def evaluation_record(
         position = 0
     for commit in evaluation.commits:
         commit(evaluation.outcome)
-    event = audit_event_build(
+    event = evaluation_event_build(evaluation, order=order)
+    if events is None:
+        event.save()
+    else:
+        events.insert(position, event)
+
+
+def evaluation_event_build(evaluation: Evaluation, *, order: Any):
+    """The ``compliance.evaluated`` audit event of an evaluation, not stored."""
+    return audit_event_build(
         actor=evaluation.actor,
         action="compliance.evaluated",
         object_type="order",
@@ -284,7 +305,18 @@ def evaluation_record(
             ],
         },
     )
-    if events is None:
-        event.save()
-    else:
-        events.insert(position, event)
+
+
+_ORDER_ADDED: list[Callable[[dict, Any], None]] = []
+
+
+def order_added_register(listener: Callable[[dict, Any], None]) -> None:
+    """Rules that keep readings in a shared cache bring them up to date here."""
+    _ORDER_ADDED.append(listener)
+
+
+def order_added(cache: dict, order: Any) -> None:
+    """An order was entered (as its steps left it, stored yet or not) in the
+    transaction that shares ``cache``: later evaluations count it."""
+    for listener in _ORDER_ADDED:
+        listener(cache, order)

@@ -28,7 +28,7 @@ from orders.models import (
     Side,
 )
 
-from .engine import Check, RuleVerdict, rule_register
+from .engine import Check, RuleVerdict, order_added_register, rule_register
 from .models import KillSwitch, Locate, LocateUse, Outcome, RestrictedEntry, ReviewItem, RuleName, WatchEntry
 
 S = OrderStatus
@@ -48,11 +48,9 @@ def _sign(side: str) -> int:
 
 # ------------------------------------------------------------------ shared readings
 def _share(order) -> tuple[int, Decimal, int, Decimal]:
-    """What one order, as stored, adds to its exposure row (the database trigger's
+    """What one order, as it stands, adds to its exposure row (the database trigger's
     arithmetic): working leaves, their notional at the order's limit or stop, the
     leaves without a price, and what it filled (filled quantity x average price)."""
-    if order._state.adding:  # not stored (yet): nothing of it is in the exposure
-        return 0, Decimal(0), 0, Decimal(0)
     leaves = order.quantity - order.filled_quantity if order.status in WORKING_STATUSES else 0
     price = order.limit_price or order.stop_price
     filled = (
@@ -63,20 +61,21 @@ def _share(order) -> tuple[int, Decimal, int, Decimal]:
     return leaves, leaves * price if price else Decimal(0), 0 if price else leaves, filled
 
 
-def _exposure(check: Check) -> dict:
-    """The account's positions and its running exposure (``AccountExposure``, kept by
-    the database with every order change) without this order, which the rules count
-    with its proposed terms; read once per check. ``working`` maps (security, side) to
-    [leaves, priced notional, unpriced leaves]; ``today`` maps security to [priced
-    notional, unpriced leaves, filled notional] of the orders entered today (UTC)."""
-    cached = check.cache.get("exposure")
-    if cached is not None:
-        return cached
+def _exposure_base(check: Check) -> dict:
+    """The account's positions and running exposure (``AccountExposure``, kept by the
+    database with every order change), read once per transaction that shares the
+    cache, plus the orders entered in it since (``_order_added``) that the reading
+    could not see yet. ``working`` maps (security, side) to [leaves, priced
+    notional, unpriced leaves]; ``today`` maps security to [priced notional,
+    unpriced leaves, filled notional] of the orders entered today (UTC)."""
     order = check.order
+    key = ("exposure", order.account_id)
+    base = check.cache.get(key)
+    if base is not None:
+        return base
     today = check.now.astimezone(dt.UTC).date()
     positions = dict(Position.objects.filter(account_id=order.account_id).values_list("security_id", "quantity"))
-    working: dict[tuple[int, str], list] = {}
-    daily: dict[int, list] = {}
+    base = {"positions": positions, "working": {}, "daily": {}, "references": {}, "today": today}
     rows = AccountExposure.objects.filter(account_id=order.account_id).filter(
         Q(working_quantity__gt=0) | Q(trade_date=today)
     )
@@ -89,31 +88,49 @@ def _exposure(check: Check) -> dict:
         "working_unpriced_quantity",
         "filled_notional",
     ):
-        row = working.setdefault((security_id, side), [0, Decimal(0), 0])
-        row[0] += quantity
-        row[1] += priced
-        row[2] += unpriced
-        if trade_date == today:
-            day = daily.setdefault(security_id, [Decimal(0), 0, Decimal(0)])
-            day[0] += priced
-            day[1] += unpriced
-            day[2] += filled
-    if not order._state.adding:  # take this order out, as stored
-        quantity, priced, unpriced, filled = _share(order)
-        row = working.setdefault((order.security_id, order.side), [0, Decimal(0), 0])
-        row[0] -= quantity
-        row[1] -= priced
-        row[2] -= unpriced
-        if order.created_at is not None and order.created_at.astimezone(dt.UTC).date() == today:
-            day = daily.setdefault(order.security_id, [Decimal(0), 0, Decimal(0)])
-            day[0] -= priced
-            day[1] -= unpriced
-            day[2] -= filled
-    security_ids = {order.security_id, *positions, *(sec for sec, _side in working), *daily}
-    references = dict(Security.objects.filter(pk__in=security_ids).values_list("pk", "reference_price"))
-    data = {"positions": positions, "working": working, "daily": daily, "references": references}
-    check.cache["exposure"] = data
-    return data
+        _exposure_adjust(base, security_id, side, trade_date == today, (quantity, priced, unpriced, filled))
+    for added in check.cache.get(("added", order.account_id), ()):
+        if added._state.adding:  # not stored when the rows were read: not in them
+            _exposure_adjust(base, added.security_id, added.side, True, _share(added))
+    security_ids = {order.security_id, *positions, *(sec for sec, _side in base["working"]), *base["daily"]}
+    base["references"] = dict(Security.objects.filter(pk__in=security_ids).values_list("pk", "reference_price"))
+    check.cache[key] = base
+    return base
+
+
+def _exposure_adjust(data: dict, security_id: int, side: str, today: bool, share, sign: int = 1) -> None:
+    quantity, priced, unpriced, filled = share
+    row = data["working"].setdefault((security_id, side), [0, Decimal(0), 0])
+    row[0] += sign * quantity
+    row[1] += sign * priced
+    row[2] += sign * unpriced
+    if today:
+        day = data["daily"].setdefault(security_id, [Decimal(0), 0, Decimal(0)])
+        day[0] += sign * priced
+        day[1] += sign * unpriced
+        day[2] += sign * filled
+
+
+def _exposure(check: Check) -> dict:
+    """The account's exposure without this order, which the rules count with its
+    proposed terms: the shared reading, less the order as stored (an amendment or a
+    release re-checks a stored order)."""
+    order = check.order
+    base = _exposure_base(check)
+    if order._state.adding:
+        return base
+    own = check.cache.get(("own", order.pk))
+    if own is None:
+        own = {
+            "positions": base["positions"],
+            "working": {key: list(row) for key, row in base["working"].items()},
+            "daily": {key: list(row) for key, row in base["daily"].items()},
+            "references": base["references"],
+        }
+        today = order.created_at is not None and order.created_at.astimezone(dt.UTC).date() == base["today"]
+        _exposure_adjust(own, order.security_id, order.side, today, _share(order), sign=-1)
+        check.cache[("own", order.pk)] = own
+    return own
 
 
 def _working_leaves(exposure: dict, security_id: int, sides) -> int:
@@ -154,10 +171,15 @@ def rule(name: str):
 
 def _list_match(model, check: Check):
     security = check.security
+    key = (model.__name__, security.pk)
+    if key in check.cache:
+        return check.cache[key]
     match = Q(security_id=security.pk)
     if security.issuer:
         match |= Q(issuer__iexact=security.issuer)
-    return model.objects.filter(match).filter(model.in_force_q(check.now)).order_by("effective_from", "id").first()
+    entries = model.objects.filter(match).filter(model.in_force_q(check.now))
+    entry = check.cache[key] = entries.order_by("effective_from", "id").first()
+    return entry
 
 
 # ---------------------------------------------------------------------------- lists
@@ -387,6 +409,75 @@ def daily_notional_limit(check: Check) -> RuleVerdict:
 
 
 # ------------------------------------------------------- duplicates and wash trades
+def _recent_orders(check: Check, since: dt.datetime) -> dict[int, tuple]:
+    """The account's orders in this security that a duplicate or a wash trade could
+    be made with: working ones, and others not rejected entered since ``since`` (the
+    widest window asked for is read), as pk -> (side, quantity, limit price, created
+    at, working); read once per transaction that shares the cache, orders entered
+    in it added by ``_order_added``."""
+    order = check.order
+    key = ("recent", order.account_id, order.security_id)
+    cached = check.cache.get(key)
+    if cached is not None and cached[0] <= since:
+        return cached[1]
+    rows = (
+        Order.objects.filter(account_id=order.account_id, security_id=order.security_id)
+        .filter(Q(status__in=WORKING_STATUSES) | Q(created_at__gte=since))
+        .exclude(status=S.REJECTED)
+        .values_list("pk", "side", "quantity", "limit_price", "created_at", "status")
+    )
+    found = {
+        pk: (side, quantity, price, at, status in WORKING_STATUSES) for pk, side, quantity, price, at, status in rows
+    }
+    if cached is not None:  # entered in this transaction, maybe not stored yet
+        found.update({pk: row for pk, row in cached[1].items() if pk not in found})
+    check.cache[key] = (since, found)
+    return found
+
+
+def _recent_fills(check: Check, since: dt.datetime) -> list[tuple]:
+    """The account's fills in this security in effect since ``since``, as
+    (execution id, order id, side, received at); read once per shared cache (no
+    fill is applied under the account lock the caller holds)."""
+    order = check.order
+    key = ("fills", order.account_id, order.security_id)
+    cached = check.cache.get(key)
+    if cached is not None and cached[0] <= since:
+        return cached[1]
+    fills = list(
+        Execution.objects.filter(
+            order__account_id=order.account_id,
+            order__security_id=order.security_id,
+            in_effect=True,
+            received_at__gte=since,
+        ).values_list("pk", "order_id", "order__side", "received_at")
+    )
+    check.cache[key] = (since, fills)
+    return fills
+
+
+def _order_added(cache: dict, order) -> None:
+    """Bring the shared readings up to date with an order entered in the transaction."""
+    cache.setdefault(("added", order.account_id), []).append(order)
+    base = cache.get(("exposure", order.account_id))
+    if base is not None:
+        _exposure_adjust(base, order.security_id, order.side, True, _share(order))
+        if order.security_id not in base["references"]:
+            base["references"][order.security_id] = order.security.reference_price
+    recent = cache.get(("recent", order.account_id, order.security_id))
+    if recent is not None and order.status != S.REJECTED:
+        recent[1][order.pk] = (
+            order.side,
+            order.quantity,
+            order.limit_price,
+            order.created_at or dt.datetime.now(dt.UTC),
+            order.status in WORKING_STATUSES,
+        )
+
+
+order_added_register(_order_added)
+
+
 @rule(RuleName.DUPLICATE_ORDER)
 def duplicate_order(check: Check) -> RuleVerdict:
     if check.stage not in ("submit", "check", "release"):
@@ -394,25 +485,22 @@ def duplicate_order(check: Check) -> RuleVerdict:
 
     def one(setting):
         since = check.now - dt.timedelta(seconds=setting.window_seconds)
-        twin = (
-            Order.objects.filter(
-                account_id=check.order.account_id,
-                security_id=check.order.security_id,
-                side=check.order.side,
-                quantity=check.quantity,
-                limit_price=check.limit_price,
-                created_at__gte=since,
-            )
-            .exclude(pk=check.order.pk)
-            .exclude(status=S.REJECTED)
-            .order_by("-id")
-            .first()
-        )
+        order = check.order
+        twins = [
+            pk
+            for pk, (side, quantity, limit_price, created_at, _working) in _recent_orders(check, since).items()
+            if pk != order.pk
+            and side == order.side
+            and quantity == check.quantity
+            and limit_price == check.limit_price
+            and created_at >= since
+        ]
+        twin = max(twins, default=None)
         if twin is None:
             return None
         return (
             "duplicate_order",
-            f"Same account, security, side, quantity and price as order #{twin.pk} within {setting.window_seconds} s.",
+            f"Same account, security, side, quantity and price as order #{twin} within {setting.window_seconds} s.",
         )
 
     return _setting_verdicts(check, RuleName.DUPLICATE_ORDER, one)
@@ -423,39 +511,33 @@ def wash_trade(check: Check) -> RuleVerdict:
     opposite = SELL_SIDES if check.order.side == Side.BUY else (Side.BUY,)
 
     def one(setting):
-        working = (
-            Order.objects.filter(
-                account_id=check.order.account_id,
-                security_id=check.order.security_id,
-                side__in=opposite,
-                status__in=WORKING_STATUSES,
-            )
-            .exclude(pk=check.order.pk)
-            .order_by("-id")
-            .first()
+        since = check.now - dt.timedelta(seconds=setting.window_seconds)
+        order = check.order
+        working = max(
+            (
+                pk
+                for pk, (side, *_terms, still_working) in _recent_orders(check, since).items()
+                if still_working and side in opposite and pk != order.pk
+            ),
+            default=None,
         )
         if working is not None:
             return (
                 "wash_trade",
-                f"Order #{working.pk} on the opposite side of {check.security.symbol} is working in the same account.",
+                f"Order #{working} on the opposite side of {check.security.symbol} is working in the same account.",
             )
-        since = check.now - dt.timedelta(seconds=setting.window_seconds)
-        fill = (
-            Execution.objects.filter(
-                order__account_id=check.order.account_id,
-                order__security_id=check.order.security_id,
-                order__side__in=opposite,
-                in_effect=True,
-                received_at__gte=since,
-            )
-            .exclude(order_id=check.order.pk)
-            .order_by("-id")
-            .first()
+        fill = max(
+            (
+                (execution_id, order_id)
+                for execution_id, order_id, side, received_at in _recent_fills(check, since)
+                if side in opposite and received_at >= since and order_id != order.pk
+            ),
+            default=None,
         )
         if fill is not None:
             return (
                 "wash_trade",
-                f"Order #{fill.order_id} on the opposite side of {check.security.symbol} filled in the same account "
+                f"Order #{fill[1]} on the opposite side of {check.security.symbol} filled in the same account "
                 f"within {setting.window_seconds} s.",
             )
         return None
@@ -557,6 +639,16 @@ def _message_count(check: Check, window_seconds: int, *, by_account: bool) -> in
     messages; the basket's size is bounded by its own limit and by the exposure
     rules), so its orders count once, and not at all for its own lines: the line
     being checked is the basket's message, which the caller counts."""
+    if check.stage != "amend":  # the count leaves out the order's own basket: the same for each line
+        who = check.order.account_id if by_account else getattr(check.trader, "pk", None)
+        key = ("messages", by_account, who, window_seconds, check.order.basket_id)
+        if key not in check.cache:
+            check.cache[key] = _message_count_read(check, window_seconds, by_account=by_account)
+        return check.cache[key]
+    return _message_count_read(check, window_seconds, by_account=by_account)
+
+
+def _message_count_read(check: Check, window_seconds: int, *, by_account: bool) -> int:
     since = check.now - dt.timedelta(seconds=window_seconds)
     orders = Order.objects.filter(created_at__gte=since)
     if check.stage != "amend":  # the order being entered is the message counted by the caller

@@ -28,18 +28,22 @@ def _chunks(objs: list[Model], per_row: int):
         yield objs[start : start + size]
 
 
-def rows_insert(model: type[Model], objs: list[Model], *, ids: bool = True) -> None:
+def rows_insert(model: type[Model], objs: list[Model], *, ids: bool = True, keyed: bool = False) -> None:
     """INSERT the unsaved ``objs`` in one statement (a few for very many), their primary
     keys set from RETURNING in the order given; with ``ids=False`` (nobody needs them)
-    by COPY, which is cheaper still."""
+    by COPY, which is cheaper still; with ``keyed`` the objects carry primary keys
+    reserved before, which are written as they are (by COPY)."""
     if not objs:
         return
     if connection.vendor != "postgresql":
         model._default_manager.bulk_create(objs)
+        if keyed:
+            for obj in objs:
+                obj._state.adding = False
         return
     meta = model._meta
-    fields = [f for f in meta.concrete_fields if not f.primary_key]
-    if not ids:  # COPY: no statement text to build and parse, whatever the count
+    fields = [f for f in meta.concrete_fields if keyed or not f.primary_key]
+    if keyed or not ids:  # COPY: no statement text to build and parse, whatever the count
         columns = ", ".join(_quote(f.column) for f in fields)
         with connection.cursor() as cursor:
             with cursor.cursor.copy(f"COPY {_quote(meta.db_table)} ({columns}) FROM STDIN") as copy:
@@ -47,6 +51,10 @@ def rows_insert(model: type[Model], objs: list[Model], *, ids: bool = True) -> N
                     copy.write_row(
                         [field.get_db_prep_save(field.pre_save(obj, add=True), connection) for field in fields]
                     )
+        if keyed:
+            for obj in objs:
+                obj._state.adding = False
+                obj._state.db = connection.alias
         return
     row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     for chunk in _chunks(objs, len(fields)):

@@ -15,17 +15,24 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from audit.services import actor_name, audit_event_record
+from audit.services import actor_name, audit_event_build, audit_event_record
 from compliance import engine as compliance_engine
+from oms_site.db import rows_insert
 from oms_site.errors import InvalidInput, NotPermitted
 from routing import selectors as routing_selectors
 
 from ..locks import accounts_lock
 from ..models import CANCELLABLE_STATUSES, Basket, Order, OrderStatus, Origin
 from ..selectors import accounts_tradable_by, basket_get_for_user
-from ._common import order_audit
 from .cancel import orders_cancel_each
-from .submit import SubmitWrites, order_build, order_compliance_outcome, submission_check, submission_references
+from .submit import (
+    SubmitWrites,
+    order_build,
+    order_compliance_outcome,
+    order_ids_reserve,
+    submission_check,
+    submission_references,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -185,35 +192,58 @@ def _client_order_ids_taken(lines: list[dict[str, Any]]) -> dict[str, dict[str, 
 
 def _lines_submit(*, basket: Basket, lines: list[dict[str, Any]], user, origin: str) -> None:
     """The single order's steps for every line, in line order, under the accounts'
-    locks: store the order, evaluate compliance (which reads the lines before it),
-    reject, hold or route. The routable venues are read once for the basket."""
+    locks: compliance on the order in memory, then reject, hold or route. The lines
+    share what compliance reads (read once for the basket, each line's order added
+    after its steps, so the next line sees it as if it were stored) and are stored
+    together at the end: orders, verdicts, routing rows and audit events in one
+    statement each. A line whose compliance reserves something (a locate, a review
+    item) is stored at once, so the next line's reservation sees it."""
     actor = actor_name(user)
     writes = SubmitWrites(deferred=True)
     venues = routing_selectors.venues_routable()
-    orders = []
-    for clean in lines:
+    cache: dict = {}
+    orders: list[Order] = []
+    unstored: list[tuple[Order, Any]] = []
+    for clean, pk in zip(lines, order_ids_reserve(len(lines)), strict=True):
         order = order_build(clean, user=user, origin=origin)
+        order.pk = pk
         order.basket = basket
-        order.save()
-        order_audit(order, actor=actor, action="order.created", details={"origin": origin, "basket": basket.pk})
-        evaluation = compliance_engine.evaluate(order=order, stage="submit", user=user)
+        writes.audit(order, actor=actor, action="order.created", details={"origin": origin, "basket": basket.pk})
+        evaluation = compliance_engine.evaluate(order=order, stage="submit", user=user, deferred=True, cache=cache)
+        evaluated = len(writes.events_pending())
         order_compliance_outcome(order, evaluation, actor=actor, writes=writes, venues=venues)
+        if evaluation.commits:
+            order.save(force_insert=True)
+            compliance_engine.evaluation_record(
+                evaluation, order=order, events=writes.events_pending(), position=evaluated
+            )
+        else:
+            event = compliance_engine.evaluation_event_build(evaluation, order=order)
+            writes.events_pending().insert(evaluated, event)
+            unstored.append((order, evaluation))
+        compliance_engine.order_added(cache, order)
         orders.append(order)
-    writes.flush()
+    rows_insert(Order, [order for order, _ in unstored], keyed=True)
+    compliance_engine.verdicts_store(
+        [compliance_engine.verdict_build(evaluation.results, order_id=order.pk) for order, evaluation in unstored]
+    )
     statuses = [order.status for order in orders]
     basket.lines_total = len(orders)
     basket.lines_routed = statuses.count(S.PENDING_NEW)
     basket.lines_held = statuses.count(S.HELD)
     basket.lines_rejected = statuses.count(S.REJECTED)
     basket.save(update_fields=["lines_total", "lines_routed", "lines_held", "lines_rejected"])
-    audit_event_record(
-        actor=actor,
-        action="basket.created",
-        object_type="basket",
-        object_id=basket.pk,
-        after={"client_basket_id": basket.client_basket_id, "name": basket.name, "counts": basket.counts},
-        details={"origin": origin, "orders": [order.pk for order in orders]},
+    writes.events_pending().append(
+        audit_event_build(
+            actor=actor,
+            action="basket.created",
+            object_type="basket",
+            object_id=basket.pk,
+            after={"client_basket_id": basket.client_basket_id, "name": basket.name, "counts": basket.counts},
+            details={"origin": origin, "orders": [order.pk for order in orders]},
+        )
     )
+    writes.flush()
 
 
 @dataclass

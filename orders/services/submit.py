@@ -275,6 +275,21 @@ def order_submit(
     return order, True
 
 
+def order_ids_reserve(count: int) -> list[int]:
+    """``count`` order ids for orders not stored yet, ascending, in one statement."""
+    if count <= 0:
+        return []
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence('orders_order', 'id')) FROM generate_series(1, %s)", [count]
+            )
+            return sorted(row[0] for row in cursor.fetchall())
+        cursor.execute("SELECT COALESCE(MAX(id), 0) FROM orders_order")  # the embedded database: one writer
+        start = cursor.fetchone()[0] + 1
+    return list(range(start, start + count))
+
+
 def order_id_reserve(order: Order) -> int | None:
     """Give the unsaved ``order`` its id before it is stored (ClOrdIDs and audit
     events name it), or return the id of the account's order that already has its
