@@ -27,7 +27,7 @@ from django.db.models import Q
 from audit.services import actor_name, audit_event_build, audit_events_store
 from oms_site.db import rows_insert
 
-from .models import SCOPE_PRECEDENCE, ComplianceResult, ComplianceVerdict, Outcome, RuleSetting, Scope
+from .models import SCOPE_PRECEDENCE, ComplianceVerdict, Outcome, RuleSetting, Scope
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,34 @@ class RuleVerdict:
     # Run after the results are stored (never on a what-if check) with the combined
     # outcome: consuming a locate, raising a review item.
     commit: Callable[[str], None] | None = None
+
+
+@dataclass(slots=True)
+class RuleResult:
+    """One rule's result in one evaluation, in memory: what ``ComplianceResult`` reads
+    back from the stored verdict (``pk`` stays None; verdicts are stored whole)."""
+
+    order_id: int | None
+    stage: str
+    rule: str
+    outcome: str
+    code: str
+    reason: str
+    internal: bool
+    overridden: bool
+    evaluated_at: dt.datetime
+    pk: None = None
+
+    def as_result(self) -> dict:
+        """The result as its verdict stores it."""
+        return {
+            "rule": self.rule,
+            "outcome": self.outcome,
+            "code": self.code,
+            "reason": self.reason,
+            "internal": self.internal,
+            "overridden": self.overridden,
+        }
 
 
 def combined_outcome(results) -> str:
@@ -57,7 +85,7 @@ def combined_outcome(results) -> str:
 @dataclass
 class Evaluation:
     outcome: str
-    results: list[ComplianceResult] = field(default_factory=list)
+    results: list[RuleResult] = field(default_factory=list)
     stage: str = "submit"
     actor: str = ""
     # Run once the verdict is stored (locate reservations, review items).
@@ -69,7 +97,7 @@ class Evaluation:
     finished_at: dt.datetime | None = None
 
     @property
-    def visible_results(self) -> list[ComplianceResult]:
+    def visible_results(self) -> list[RuleResult]:
         return [r for r in self.results if not r.internal]
 
     @property
@@ -125,7 +153,11 @@ class Check:
         return None if price is None else price * self.quantity
 
     @cached_property
-    def _settings(self) -> list[RuleSetting]:
+    def _decided(self) -> dict[str, list[RuleSetting]]:
+        """Rule -> the settings that decide it for this order: those of the most
+        specific scope that has any (security > issuer > account > trader > firm),
+        enabled ones only. Read once per account, security, issuer and trader in
+        the shared cache."""
         trader = self.trader
         trader_id = trader.pk if trader is not None and getattr(trader, "pk", None) else None
         key = ("settings", self.order.account_id, self.order.security_id, self.security.issuer.lower(), trader_id)
@@ -138,19 +170,20 @@ class Check:
             applicable |= Q(scope=Scope.ISSUER, issuer__iexact=self.security.issuer)
         if trader_id is not None:
             applicable |= Q(scope=Scope.TRADER, trader_id=trader_id)
-        settings = self.cache[key] = list(RuleSetting.objects.filter(applicable))
-        return settings
+        by_rule: dict[str, list[RuleSetting]] = {}
+        for setting in RuleSetting.objects.filter(applicable):
+            by_rule.setdefault(setting.rule, []).append(setting)
+        decided = {}
+        for rule, settings in by_rule.items():
+            scope = next(scope for scope in SCOPE_PRECEDENCE if any(s.scope == scope for s in settings))
+            decided[rule] = [s for s in settings if s.scope == scope and s.enabled]
+        self.cache[key] = decided
+        return decided
 
     def settings_for(self, rule: str) -> list[RuleSetting]:
-        """The settings that decide ``rule`` for this order: those of the most specific
-        scope that has any (security > issuer > account > trader > firm), enabled
-        ones only; empty when the rule is off or not configured."""
-        mine = [s for s in self._settings if s.rule == rule]
-        for scope in SCOPE_PRECEDENCE:
-            level = [s for s in mine if s.scope == scope]
-            if level:
-                return [s for s in level if s.enabled]
-        return []
+        """The settings that decide ``rule`` for this order; empty when the rule is
+        off or not configured."""
+        return self._decided.get(rule, [])
 
 
 Rule = Callable[[Check], RuleVerdict]
@@ -169,7 +202,7 @@ def registered_rules() -> dict[str, Rule]:
     return dict(_RULES)
 
 
-def verdict_build(results: list[ComplianceResult], *, order_id: int | None = None) -> ComplianceVerdict:
+def verdict_build(results: list[RuleResult], *, order_id: int | None = None) -> ComplianceVerdict:
     """The verdict row of one evaluation's ``results`` (all of one order and stage);
     ``order_id`` when the results were made before the order was stored."""
     first = results[0]
@@ -223,7 +256,7 @@ def evaluate(
         cache={} if cache is None else cache,
     )
     covered = frozenset(covered)
-    results: list[ComplianceResult] = []
+    results: list[RuleResult] = []
     commits: list[Callable[[str], None]] = []
     for name, rule in sorted(_RULES.items()):
         try:
@@ -232,8 +265,8 @@ def evaluate(
             logger.exception("compliance rule %s failed on order %s", name, order.pk)
             verdict = RuleVerdict(Outcome.BLOCK, "rule_error", f"Compliance rule {name} could not be evaluated.")
         results.append(
-            ComplianceResult(
-                order=order if order.pk else None,
+            RuleResult(
+                order_id=order.pk,
                 stage=stage,
                 rule=name,
                 outcome=verdict.outcome,

@@ -114,7 +114,7 @@ def basket_orders(*, user, basket: Basket) -> QuerySet[Order]:
         Order.objects.filter(basket=basket, account__in=accounts_visible_to(user=user))
         .select_related("account", "security", "venue")
         .prefetch_related(
-            "compliance_results",
+            "compliance_verdicts",
             Prefetch(
                 "executions",
                 queryset=Execution.objects.filter(exec_type__in=EXEC_TYPES_SHOWN)

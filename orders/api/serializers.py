@@ -140,10 +140,29 @@ class OrderSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    @extend_schema_field(ComplianceResultSerializer(many=True))
     def get_compliance_results(self, order: Order) -> list[dict]:
-        # Internal results (watch list) are for compliance only, never for traders.
-        render = self._nested(ComplianceResultSerializer).to_representation
-        return [render(result) for result in order.compliance_results.all() if not result.internal]
+        """Every rule's result of every evaluation, oldest first, read from the
+        verdicts (one row per evaluation; prefetch ``compliance_verdicts`` for a
+        list). Internal results (watch list) are for compliance only, never for
+        traders."""
+        render_time = self._nested(ComplianceResultSerializer).fields["evaluated_at"].to_representation
+        rendered = []
+        for verdict in sorted(order.compliance_verdicts.all(), key=lambda v: v.pk):
+            evaluated_at = render_time(verdict.evaluated_at)
+            rendered.extend(
+                {
+                    "rule": result["rule"],
+                    "stage": verdict.stage,
+                    "outcome": result["outcome"],
+                    "code": result["code"],
+                    "reason": result["reason"],
+                    "evaluated_at": evaluated_at,
+                }
+                for result in verdict.results
+                if not result["internal"]
+            )
+        return rendered
 
     def _nested(self, serializer_class) -> serializers.Serializer:
         """One serializer per class for all the orders this one renders (a list of

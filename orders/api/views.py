@@ -47,7 +47,7 @@ class OrderListCreateApi(GenericAPIView):
         filters = OrderFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         orders = selectors.order_list(user=request.user, filters=filters.validated_data).prefetch_related(
-            "compliance_results"
+            "compliance_verdicts"
         )
         page = self.paginate_queryset(orders)
         return self.get_paginated_response(OrderSerializer(page, many=True).data)
