@@ -73,7 +73,7 @@ for code in {working!r}:
 """
 
 PROFILE = """
-import cProfile, io, pstats, sys, time
+import cProfile, io, os, pstats, sys, time
 sys.path.insert(0, "bench")
 from basket_submit import basket_lines
 from decimal import Decimal
@@ -107,7 +107,7 @@ for sql in statements:
 for key, count in sorted(kinds.items(), key=lambda kv: -kv[1])[:24]:
     print(f"  {{count:6d}}  {{key}}")
 out = io.StringIO()
-pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(28)
+pstats.Stats(profiler, stream=out).sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(28)
 print(out.getvalue())
 """
 

@@ -409,30 +409,71 @@ def daily_notional_limit(check: Check) -> RuleVerdict:
 
 
 # ------------------------------------------------------- duplicates and wash trades
-def _recent_orders(check: Check, since: dt.datetime) -> dict[int, tuple]:
-    """The account's orders in this security that a duplicate or a wash trade could
-    be made with: working ones, and others not rejected entered since ``since`` (the
-    widest window asked for is read), as pk -> (side, quantity, limit price, created
-    at, working); read once per transaction that shares the cache, orders entered
-    in it added by ``_order_added``."""
+class _RecentOrders:
+    """The account's orders in one security that a duplicate or a wash trade could be
+    made with, indexed for both rules: by terms (side, quantity, limit price) for
+    duplicates, and the two newest working orders per side for wash trades, so a
+    basket's lines cost the same whatever number came before them."""
+
+    def __init__(self, since: dt.datetime):
+        self.since = since  # entered since then (or working) are all here
+        self.pks: set[int] = set()
+        self._by_terms: dict[tuple, list[tuple[int, dt.datetime]]] = {}
+        self._newest_working: dict[str, list[int]] = {}
+
+    def add(self, pk: int, side: str, quantity: int, price, created_at: dt.datetime, working: bool) -> None:
+        if pk in self.pks:
+            return
+        self.pks.add(pk)
+        self._by_terms.setdefault((side, quantity, price), []).append((pk, created_at))
+        if working:
+            newest = self._newest_working.setdefault(side, [])
+            newest.append(pk)
+            newest.sort(reverse=True)
+            del newest[2:]
+
+    def twin(self, side: str, quantity: int, price, since: dt.datetime, exclude: int | None) -> int | None:
+        """The newest order with these terms entered since ``since``."""
+        same = self._by_terms.get((side, quantity, price), ())
+        return max((pk for pk, at in same if at >= since and pk != exclude), default=None)
+
+    def working(self, sides, exclude: int | None) -> int | None:
+        """The newest working order on one of ``sides``."""
+        return max((pk for side in sides for pk in self._newest_working.get(side, ()) if pk != exclude), default=None)
+
+
+def _recent_orders(check: Check, since: dt.datetime) -> _RecentOrders:
+    """The account's orders in this security: working ones, and others not rejected
+    entered since ``since`` (the widest window asked for is read); read once per
+    transaction that shares the cache, orders entered in it added by
+    ``_order_added``."""
     order = check.order
     key = ("recent", order.account_id, order.security_id)
     cached = check.cache.get(key)
-    if cached is not None and cached[0] <= since:
-        return cached[1]
+    if cached is not None and cached.since <= since:
+        return cached
     rows = (
         Order.objects.filter(account_id=order.account_id, security_id=order.security_id)
         .filter(Q(status__in=WORKING_STATUSES) | Q(created_at__gte=since))
         .exclude(status=S.REJECTED)
         .values_list("pk", "side", "quantity", "limit_price", "created_at", "status")
     )
-    found = {
-        pk: (side, quantity, price, at, status in WORKING_STATUSES) for pk, side, quantity, price, at, status in rows
-    }
-    if cached is not None:  # entered in this transaction, maybe not stored yet
-        found.update({pk: row for pk, row in cached[1].items() if pk not in found})
-    check.cache[key] = (since, found)
-    return found
+    recent = _RecentOrders(since)
+    for pk, side, quantity, price, at, status in rows:
+        recent.add(pk, side, quantity, price, at, status in WORKING_STATUSES)
+    for added in check.cache.get(("added", order.account_id), ()):
+        if added.security_id == order.security_id and added.pk not in recent.pks:  # entered, not stored yet
+            _recent_add(recent, added)
+    check.cache[key] = recent
+    return recent
+
+
+def _recent_add(recent: _RecentOrders, order) -> None:
+    if order.status != S.REJECTED:
+        created_at = order.created_at or dt.datetime.now(dt.UTC)
+        recent.add(
+            order.pk, order.side, order.quantity, order.limit_price, created_at, order.status in WORKING_STATUSES
+        )
 
 
 def _recent_fills(check: Check, since: dt.datetime) -> list[tuple]:
@@ -465,14 +506,8 @@ def _order_added(cache: dict, order) -> None:
         if order.security_id not in base["references"]:
             base["references"][order.security_id] = order.security.reference_price
     recent = cache.get(("recent", order.account_id, order.security_id))
-    if recent is not None and order.status != S.REJECTED:
-        recent[1][order.pk] = (
-            order.side,
-            order.quantity,
-            order.limit_price,
-            order.created_at or dt.datetime.now(dt.UTC),
-            order.status in WORKING_STATUSES,
-        )
+    if recent is not None:
+        _recent_add(recent, order)
 
 
 order_added_register(_order_added)
@@ -486,16 +521,7 @@ def duplicate_order(check: Check) -> RuleVerdict:
     def one(setting):
         since = check.now - dt.timedelta(seconds=setting.window_seconds)
         order = check.order
-        twins = [
-            pk
-            for pk, (side, quantity, limit_price, created_at, _working) in _recent_orders(check, since).items()
-            if pk != order.pk
-            and side == order.side
-            and quantity == check.quantity
-            and limit_price == check.limit_price
-            and created_at >= since
-        ]
-        twin = max(twins, default=None)
+        twin = _recent_orders(check, since).twin(order.side, check.quantity, check.limit_price, since, order.pk)
         if twin is None:
             return None
         return (
@@ -513,14 +539,7 @@ def wash_trade(check: Check) -> RuleVerdict:
     def one(setting):
         since = check.now - dt.timedelta(seconds=setting.window_seconds)
         order = check.order
-        working = max(
-            (
-                pk
-                for pk, (side, *_terms, still_working) in _recent_orders(check, since).items()
-                if still_working and side in opposite and pk != order.pk
-            ),
-            default=None,
-        )
+        working = _recent_orders(check, since).working(opposite, order.pk)
         if working is not None:
             return (
                 "wash_trade",
