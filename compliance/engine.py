@@ -123,6 +123,9 @@ class Check:
     now: dt.datetime
     dry_run: bool
     cache: dict = field(default_factory=dict)
+    # The cache is shared by many evaluations (a basket's lines): rules read whole
+    # sets once rather than the one row a single order needs.
+    shared: bool = False
 
     @property
     def security(self):
@@ -254,6 +257,7 @@ def evaluate(
         now=dt.datetime.now(dt.UTC),
         dry_run=dry_run,
         cache={} if cache is None else cache,
+        shared=cache is not None,
     )
     covered = frozenset(covered)
     results: list[RuleResult] = []
@@ -296,14 +300,16 @@ def evaluate(
 
 def evaluation_record(
     evaluation: Evaluation, *, order: Any, events: list | None = None, position: int | None = None
-) -> None:
+) -> ComplianceVerdict:
     """Store the evaluation of the stored ``order``: its verdict row, the rules'
     commits, and the ``compliance.evaluated`` audit event, recorded now or, with
     ``events`` (the caller's events not stored yet), put there at ``position`` (the
     end by default): the evaluation happened after the steps before it and before
     those after it. A commit audits steps of its own, so the events before the
-    evaluation are stored before commits run, keeping the trail in order."""
-    verdicts_store([verdict_build(evaluation.results, order_id=order.pk)])
+    evaluation are stored before commits run, keeping the trail in order. Returns
+    the verdict as stored."""
+    verdict = verdict_build(evaluation.results, order_id=order.pk)
+    verdicts_store([verdict])
     if events is not None and position is None:
         position = len(events)
     if evaluation.commits and events:
@@ -317,6 +323,7 @@ def evaluation_record(
         event.save()
     else:
         events.insert(position, event)
+    return verdict
 
 
 def evaluation_event_build(evaluation: Evaluation, *, order: Any):

@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Callable
 from decimal import Decimal
 
-from django.db.models import Count, Q
+from django.db.models import Count, Max, Q
 
 from audit.services import actor_name, audit_event_record
 from orders.models import (
@@ -452,15 +452,17 @@ def _recent_orders(check: Check, since: dt.datetime) -> _RecentOrders:
     cached = check.cache.get(key)
     if cached is not None and cached.since <= since:
         return cached
-    rows = (
-        Order.objects.filter(account_id=order.account_id, security_id=order.security_id)
-        .filter(Q(status__in=WORKING_STATUSES) | Q(created_at__gte=since))
-        .exclude(status=S.REJECTED)
-        .values_list("pk", "side", "quantity", "limit_price", "created_at", "status")
-    )
+    mine = Order.objects.filter(account_id=order.account_id, security_id=order.security_id)
     recent = _RecentOrders(since)
-    for pk, side, quantity, price, at, status in rows:
+    entered = mine.filter(created_at__gte=since).exclude(status=S.REJECTED)
+    for pk, side, quantity, price, at, status in entered.values_list(
+        "pk", "side", "quantity", "limit_price", "created_at", "status"
+    ):
         recent.add(pk, side, quantity, price, at, status in WORKING_STATUSES)
+    # Of the working orders entered before, a wash trade names the newest per side.
+    newest = mine.filter(status__in=WORKING_STATUSES, created_at__lt=since).exclude(pk=order.pk)
+    for side, pk in newest.values("side").annotate(newest=Max("pk")).values_list("side", "newest"):
+        recent.add(pk, side, None, None, since, True)
     for added in check.cache.get(("added", order.account_id), ()):
         if added.security_id == order.security_id and added.pk not in recent.pks:  # entered, not stored yet
             _recent_add(recent, added)
@@ -521,7 +523,24 @@ def duplicate_order(check: Check) -> RuleVerdict:
     def one(setting):
         since = check.now - dt.timedelta(seconds=setting.window_seconds)
         order = check.order
-        twin = _recent_orders(check, since).twin(order.side, check.quantity, check.limit_price, since, order.pk)
+        if check.shared:
+            twin = _recent_orders(check, since).twin(order.side, check.quantity, check.limit_price, since, order.pk)
+        else:  # one order: the one row it needs
+            twin = (
+                Order.objects.filter(
+                    account_id=order.account_id,
+                    security_id=order.security_id,
+                    side=order.side,
+                    quantity=check.quantity,
+                    limit_price=check.limit_price,
+                    created_at__gte=since,
+                )
+                .exclude(pk=order.pk)
+                .exclude(status=S.REJECTED)
+                .order_by("-id")
+                .values_list("pk", flat=True)
+                .first()
+            )
         if twin is None:
             return None
         return (
@@ -539,20 +558,49 @@ def wash_trade(check: Check) -> RuleVerdict:
     def one(setting):
         since = check.now - dt.timedelta(seconds=setting.window_seconds)
         order = check.order
-        working = _recent_orders(check, since).working(opposite, order.pk)
+        if check.shared:
+            working = _recent_orders(check, since).working(opposite, order.pk)
+        else:  # one order: the one row it needs
+            working = (
+                Order.objects.filter(
+                    account_id=order.account_id,
+                    security_id=order.security_id,
+                    side__in=opposite,
+                    status__in=WORKING_STATUSES,
+                )
+                .exclude(pk=order.pk)
+                .order_by("-id")
+                .values_list("pk", flat=True)
+                .first()
+            )
         if working is not None:
             return (
                 "wash_trade",
                 f"Order #{working} on the opposite side of {check.security.symbol} is working in the same account.",
             )
-        fill = max(
-            (
-                (execution_id, order_id)
-                for execution_id, order_id, side, received_at in _recent_fills(check, since)
-                if side in opposite and received_at >= since and order_id != order.pk
-            ),
-            default=None,
-        )
+        if check.shared:
+            fill = max(
+                (
+                    (execution_id, order_id)
+                    for execution_id, order_id, side, received_at in _recent_fills(check, since)
+                    if side in opposite and received_at >= since and order_id != order.pk
+                ),
+                default=None,
+            )
+        else:
+            fill = (
+                Execution.objects.filter(
+                    order__account_id=order.account_id,
+                    order__security_id=order.security_id,
+                    order__side__in=opposite,
+                    in_effect=True,
+                    received_at__gte=since,
+                )
+                .exclude(order_id=order.pk)
+                .order_by("-id")
+                .values_list("pk", "order_id")
+                .first()
+            )
         if fill is not None:
             return (
                 "wash_trade",

@@ -270,9 +270,23 @@ def order_submit(
         evaluated = len(writes.events_pending())
         order_compliance_outcome(order, evaluation, actor=actor, writes=writes)
         order.save(force_insert=True)
-        compliance_engine.evaluation_record(evaluation, order=order, events=writes.events_pending(), position=evaluated)
+        verdict = compliance_engine.evaluation_record(
+            evaluation, order=order, events=writes.events_pending(), position=evaluated
+        )
         writes.flush()
+    order_known_related(order, verdicts=[verdict])
     return order, True
+
+
+def order_known_related(order: Order, *, verdicts: list) -> None:
+    """What a new order's answer shows of its related rows is what its request wrote:
+    its verdicts, and no executions. Kept on the order as prefetched, so the answer
+    reads nothing back."""
+    order.executions_shown = []
+    known = order.compliance_verdicts.all()
+    known._result_cache = verdicts
+    known._prefetch_done = True
+    order._prefetched_objects_cache = {"compliance_verdicts": known}
 
 
 def order_ids_reserve(count: int) -> list[int]:

@@ -1,7 +1,8 @@
 """A basket's lines share what compliance reads (read once for the basket, each
 line's order added after its steps) and are stored together at the end. Whatever
 the lines, every line must be decided exactly as the same orders submitted one by
-one: limits crossed together, duplicates and wash trades within the basket, short
+one: limits crossed together, duplicates and wash trades within the basket and
+with an order working from before the rules' windows, short
 sales drawing on one locate, watch-list lines (stored at once for their review
 item), market orders valued at the reference price, held and rejected lines."""
 
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 
 from compliance.models import ComplianceResult, RuleSetting
 from compliance.services import locate_add, watch_entry_add
-from orders.models import AccountExposure
+from orders.models import AccountExposure, Order
 from orders.services import basket_submit, order_submit
 from tests.factories import AccountFactory
 
@@ -100,6 +101,18 @@ def test_a_basket_decides_every_line_as_one_by_one_submission(trader, middle_off
                 expires_at=expires,
             )
         watch_entry_add(user=middle_office, symbol="MSFT", reason="watched")
+        for account in (in_basket, alone):  # working since before the rules' windows
+            earlier = order_submit(
+                user=trader,
+                client_order_id="EARLIER",
+                account=account.code,
+                symbol="AAPL",
+                side="BUY",
+                quantity=50,
+                order_type="LIMIT",
+                limit_price=PRICES["AAPL"],
+            )[0]
+            Order.objects.filter(pk=earlier.pk).update(created_at=expires - dt.timedelta(hours=3))
         orders = [{**t, **({"limit_price": PRICES[t["symbol"]]} if t["order_type"] == "LIMIT" else {})} for t in terms]
 
         made, created = basket_submit(
