@@ -1,0 +1,211 @@
+"""The readings the limit, duplicate and wash-trade rules share: the account's
+positions and running exposure, its recent and working orders in a security, and its
+recent fills. Read once per cache (one order's evaluation, or every line of a basket,
+which share one), and brought up to date with each order entered in the transaction
+(``order_added``, registered with the engine), so a basket's next line sees the lines
+before it as if they were stored. The caller holds the account's lock."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from django.db.models import Max, Q
+
+from orders.models import WORKING_STATUSES, AccountExposure, Execution, Order, OrderStatus, Position, Security
+
+from .engine import Check, order_added_register
+
+S = OrderStatus
+
+
+def order_share(order) -> tuple[int, Decimal, int, Decimal]:
+    """What one order, as it stands, adds to its exposure row (the database trigger's
+    arithmetic): working leaves, their notional at the order's limit or stop, the
+    leaves without a price, and what it filled (filled quantity x average price)."""
+    leaves = order.quantity - order.filled_quantity if order.status in WORKING_STATUSES else 0
+    price = order.limit_price or order.stop_price
+    filled = (
+        order.filled_quantity * order.avg_fill_price
+        if order.status != S.REJECTED and order.avg_fill_price is not None
+        else Decimal(0)
+    )
+    return leaves, leaves * price if price else Decimal(0), 0 if price else leaves, filled
+
+
+def exposure_base(check: Check) -> dict:
+    """The account's positions and running exposure (``AccountExposure``, kept by the
+    database with every order change), read once per transaction that shares the
+    cache, plus the orders entered in it since (``order_added``) that the reading
+    could not see yet. ``working`` maps (security, side) to [leaves, priced
+    notional, unpriced leaves]; ``today`` maps security to [priced notional,
+    unpriced leaves, filled notional] of the orders entered today (UTC)."""
+    order = check.order
+    key = ("exposure", order.account_id)
+    base = check.cache.get(key)
+    if base is not None:
+        return base
+    today = check.now.astimezone(dt.UTC).date()
+    positions = dict(Position.objects.filter(account_id=order.account_id).values_list("security_id", "quantity"))
+    base = {"positions": positions, "working": {}, "daily": {}, "references": {}, "today": today}
+    rows = AccountExposure.objects.filter(account_id=order.account_id).filter(
+        Q(working_quantity__gt=0) | Q(trade_date=today)
+    )
+    for security_id, side, trade_date, quantity, priced, unpriced, filled in rows.values_list(
+        "security_id",
+        "side",
+        "trade_date",
+        "working_quantity",
+        "working_priced_notional",
+        "working_unpriced_quantity",
+        "filled_notional",
+    ):
+        exposure_adjust(base, security_id, side, trade_date == today, (quantity, priced, unpriced, filled))
+    for added in check.cache.get(("added", order.account_id), ()):
+        if added._state.adding:  # not stored when the rows were read: not in them
+            exposure_adjust(base, added.security_id, added.side, True, order_share(added))
+    security_ids = {order.security_id, *positions, *(sec for sec, _side in base["working"]), *base["daily"]}
+    base["references"] = dict(Security.objects.filter(pk__in=security_ids).values_list("pk", "reference_price"))
+    check.cache[key] = base
+    return base
+
+
+def exposure_adjust(data: dict, security_id: int, side: str, today: bool, share, sign: int = 1) -> None:
+    quantity, priced, unpriced, filled = share
+    row = data["working"].setdefault((security_id, side), [0, Decimal(0), 0])
+    row[0] += sign * quantity
+    row[1] += sign * priced
+    row[2] += sign * unpriced
+    if today:
+        day = data["daily"].setdefault(security_id, [Decimal(0), 0, Decimal(0)])
+        day[0] += sign * priced
+        day[1] += sign * unpriced
+        day[2] += sign * filled
+
+
+def account_exposure(check: Check) -> dict:
+    """The account's exposure without this order, which the rules count with its
+    proposed terms: the shared reading, less the order as stored (an amendment or a
+    release re-checks a stored order)."""
+    order = check.order
+    base = exposure_base(check)
+    if order._state.adding:
+        return base
+    own = check.cache.get(("own", order.pk))
+    if own is None:
+        own = {
+            "positions": base["positions"],
+            "working": {key: list(row) for key, row in base["working"].items()},
+            "daily": {key: list(row) for key, row in base["daily"].items()},
+            "references": base["references"],
+        }
+        today = order.created_at is not None and order.created_at.astimezone(dt.UTC).date() == base["today"]
+        exposure_adjust(own, order.security_id, order.side, today, order_share(order), sign=-1)
+        check.cache[("own", order.pk)] = own
+    return own
+
+
+class RecentOrders:
+    """The account's orders in one security that a duplicate or a wash trade could be
+    made with, indexed for both rules: by terms (side, quantity, limit price) for
+    duplicates, and the two newest working orders per side for wash trades, so a
+    basket's lines cost the same whatever number came before them."""
+
+    def __init__(self, since: dt.datetime):
+        self.since = since  # entered since then (or working) are all here
+        self.pks: set[int] = set()
+        self._by_terms: dict[tuple, list[tuple[int, dt.datetime]]] = {}
+        self._newest_working: dict[str, list[int]] = {}
+
+    def add(self, pk: int, side: str, quantity: int, price, created_at: dt.datetime, working: bool) -> None:
+        if pk in self.pks:
+            return
+        self.pks.add(pk)
+        self._by_terms.setdefault((side, quantity, price), []).append((pk, created_at))
+        if working:
+            newest = self._newest_working.setdefault(side, [])
+            newest.append(pk)
+            newest.sort(reverse=True)
+            del newest[2:]
+
+    def twin(self, side: str, quantity: int, price, since: dt.datetime, exclude: int | None) -> int | None:
+        """The newest order with these terms entered since ``since``."""
+        same = self._by_terms.get((side, quantity, price), ())
+        return max((pk for pk, at in same if at >= since and pk != exclude), default=None)
+
+    def working(self, sides, exclude: int | None) -> int | None:
+        """The newest working order on one of ``sides``."""
+        return max((pk for side in sides for pk in self._newest_working.get(side, ()) if pk != exclude), default=None)
+
+
+def recent_orders(check: Check, since: dt.datetime) -> RecentOrders:
+    """The account's orders in this security: working ones, and others not rejected
+    entered since ``since`` (the widest window asked for is read); read once per
+    transaction that shares the cache, orders entered in it added by
+    ``order_added``."""
+    order = check.order
+    key = ("recent", order.account_id, order.security_id)
+    cached = check.cache.get(key)
+    if cached is not None and cached.since <= since:
+        return cached
+    mine = Order.objects.filter(account_id=order.account_id, security_id=order.security_id)
+    recent = RecentOrders(since)
+    entered = mine.filter(created_at__gte=since).exclude(status=S.REJECTED)
+    for pk, side, quantity, price, at, status in entered.values_list(
+        "pk", "side", "quantity", "limit_price", "created_at", "status"
+    ):
+        recent.add(pk, side, quantity, price, at, status in WORKING_STATUSES)
+    # Of the working orders entered before, a wash trade names the newest per side.
+    newest = mine.filter(status__in=WORKING_STATUSES, created_at__lt=since).exclude(pk=order.pk)
+    for side, pk in newest.values("side").annotate(newest=Max("pk")).values_list("side", "newest"):
+        recent.add(pk, side, None, None, since, True)
+    for added in check.cache.get(("added", order.account_id), ()):
+        if added.security_id == order.security_id and added.pk not in recent.pks:  # entered, not stored yet
+            recent_add(recent, added)
+    check.cache[key] = recent
+    return recent
+
+
+def recent_add(recent: RecentOrders, order) -> None:
+    if order.status != S.REJECTED:
+        created_at = order.created_at or dt.datetime.now(dt.UTC)
+        recent.add(
+            order.pk, order.side, order.quantity, order.limit_price, created_at, order.status in WORKING_STATUSES
+        )
+
+
+def recent_fills(check: Check, since: dt.datetime) -> list[tuple]:
+    """The account's fills in this security in effect since ``since``, as
+    (execution id, order id, side, received at); read once per shared cache (no
+    fill is applied under the account lock the caller holds)."""
+    order = check.order
+    key = ("fills", order.account_id, order.security_id)
+    cached = check.cache.get(key)
+    if cached is not None and cached[0] <= since:
+        return cached[1]
+    fills = list(
+        Execution.objects.filter(
+            order__account_id=order.account_id,
+            order__security_id=order.security_id,
+            in_effect=True,
+            received_at__gte=since,
+        ).values_list("pk", "order_id", "order__side", "received_at")
+    )
+    check.cache[key] = (since, fills)
+    return fills
+
+
+def order_added(cache: dict, order) -> None:
+    """Bring the shared readings up to date with an order entered in the transaction."""
+    cache.setdefault(("added", order.account_id), []).append(order)
+    base = cache.get(("exposure", order.account_id))
+    if base is not None:
+        exposure_adjust(base, order.security_id, order.side, True, order_share(order))
+        if order.security_id not in base["references"]:
+            base["references"][order.security_id] = order.security.reference_price
+    recent = cache.get(("recent", order.account_id, order.security_id))
+    if recent is not None:
+        recent_add(recent, order)
+
+
+order_added_register(order_added)
