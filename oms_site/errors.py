@@ -94,8 +94,26 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     return response
 
 
-def _is_api(request) -> bool:
+def is_api(request) -> bool:
     return request.path.startswith("/api/")
+
+
+def bad_request(request, exception=None):
+    """400 for what Django refuses before any view (a body over the size limit, too
+    many fields, a bad host): the API's error body under /api/, HTML elsewhere."""
+    from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+    from django.http import JsonResponse
+    from django.views import defaults
+
+    if is_api(request):
+        if isinstance(exception, RequestDataTooBig):
+            message = "Request body too large."
+        elif isinstance(exception, TooManyFieldsSent):
+            message = "Too many fields in the request."
+        else:
+            message = "Bad request."
+        return JsonResponse(error_body(message, "bad_request"), status=400)
+    return defaults.bad_request(request, exception)
 
 
 def page_not_found(request, exception=None):
@@ -103,7 +121,7 @@ def page_not_found(request, exception=None):
     from django.http import JsonResponse
     from django.views import defaults
 
-    if _is_api(request):
+    if is_api(request):
         return JsonResponse(error_body("Not found.", "not_found"), status=404)
     return defaults.page_not_found(request, exception)
 
@@ -112,6 +130,6 @@ def server_error(request):
     from django.http import JsonResponse
     from django.views import defaults
 
-    if _is_api(request):
+    if is_api(request):
         return JsonResponse(error_body("Internal error; it has been logged.", "server_error"), status=500)
     return defaults.server_error(request)

@@ -14,5 +14,6 @@ urlpatterns = [
     path("", include("orders.urls")),
 ]
 
+handler400 = "oms_site.errors.bad_request"
 handler404 = "oms_site.errors.page_not_found"
 handler500 = "oms_site.errors.server_error"

@@ -1,4 +1,4 @@
-"""Helpers shared by the test modules: API clients and error-body checks, and a
+"""Helpers shared by the test modules: API clients, order bodies and error-body checks, and a
 barrier that releases calls in threads at once for the PostgreSQL race tests."""
 
 from __future__ import annotations
@@ -9,6 +9,21 @@ from typing import Any
 
 from django.db import connection
 from rest_framework.test import APIClient
+
+
+def order_line(n: int, **overrides) -> dict:
+    """Order line ``n``: BUY 100 AAPL LIMIT 175.50 on ACC-1, client order id L-n."""
+    body = {
+        "client_order_id": f"L-{n}",
+        "account": "ACC-1",
+        "symbol": "AAPL",
+        "side": "BUY",
+        "quantity": 100,
+        "order_type": "LIMIT",
+        "limit_price": "175.50",
+    }
+    body.update(overrides)
+    return {key: value for key, value in body.items() if value is not None}
 
 
 def client_for(user) -> APIClient:

@@ -117,6 +117,7 @@ class ExecutionListApi(GenericAPIView):
     serializer_class = ExecutionSerializer
     queryset = Execution.objects.none()
 
+    @extend_schema(responses=ExecutionSerializer(many=True))
     def get(self, request):
         page = self.paginate_queryset(selectors.execution_list(user=request.user))
         return self.get_paginated_response(ExecutionSerializer(page, many=True).data)
@@ -130,7 +131,8 @@ class PositionListApi(GenericAPIView):
         parameters=[
             OpenApiParameter("account", str, required=False),
             OpenApiParameter("symbol", str, required=False),
-        ]
+        ],
+        responses=PositionSerializer(many=True),
     )
     def get(self, request):
         positions = selectors.position_list(

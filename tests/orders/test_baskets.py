@@ -20,6 +20,7 @@ from routing.models import OutboundMessage
 from tests.compliance.conftest import rule_set
 from tests.factories import AccountFactory
 from tests.helpers import assert_error, client_for
+from tests.helpers import order_line as line
 
 pytestmark = pytest.mark.django_db
 
@@ -30,21 +31,6 @@ COUNTED = (Basket, Order, OrderRequest, OutboundMessage, ComplianceResult, Audit
 
 def counts() -> dict[str, int]:
     return {model.__name__: model.objects.count() for model in COUNTED}
-
-
-def line(n: int, **overrides) -> dict:
-    """Order line ``n``: BUY 100 AAPL LIMIT 175.50 on ACC-1, client order id L-n."""
-    body = {
-        "client_order_id": f"L-{n}",
-        "account": "ACC-1",
-        "symbol": "AAPL",
-        "side": "BUY",
-        "quantity": 100,
-        "order_type": "LIMIT",
-        "limit_price": "175.50",
-    }
-    body.update(overrides)
-    return {key: value for key, value in body.items() if value is not None}
 
 
 def basket(*lines: dict, client_basket_id: str = "B-1", **fields) -> dict:
