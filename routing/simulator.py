@@ -8,11 +8,14 @@ keeps an order book of what it received and answers like a sell side following t
 LeavesQty and an exact AvgPx on every report, Order Cancel Reject for requests it cannot
 act on.
 
-Session state (sequence numbers and the stored outbound messages used to answer a
-ResendRequest) lives per CompID pair in memory for the life of the process, like a
-venue's day session: a counterparty that reconnects continues its sequence numbers, and
-reports produced while it was away are sequenced and stored, so its ResendRequest
-recovers them.
+Session state (sequence numbers, the sent messages that answer a ResendRequest) and the
+order book live per CompID pair for the life of the process, like a venue's day session:
+a counterparty that reconnects continues its sequence numbers, and reports produced
+while it was away are sequenced and stored, so its ResendRequest recovers them. With a
+``store_dir`` they also outlive the process (``routing.simulator_store``): a restarted
+simulator continues its numbers, answers resends and knows the orders placed before.
+``reset_on_logon`` starts every connection's numbering afresh (ResetOnLogon). Fill prices
+come from reference prices (``routing.simulator_prices``).
 
 Everything the connections, the scheduler and the control hooks touch is guarded by one
 lock: the session layer is not thread-safe, and a simulator does not need more.
@@ -30,15 +33,29 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
 
 from django.utils import timezone
 
 from .fix import codec
 from .fix.framing import Framer
 from .fix.session import FixSession, MemoryStore, Role, SessionConfig
+from .simulator_book import (
+    OS_REJECTED,
+    STATUS_NAMES,
+    Fill,
+    PendingRequest,
+    SimOrder,
+    order_from_record,
+    order_record,
+)
+from .simulator_book import Rejected as _Rejected
+from .simulator_book import positive_int as _positive_int
+from .simulator_book import positive_price as _price
+from .simulator_prices import PriceBook
+from .simulator_store import SimulatorStore, StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -54,16 +71,11 @@ FILL_MODES = (FILL_IMMEDIATE, FILL_PARTIAL, FILL_NONE)
 ET_NEW, ET_CANCELED, ET_REPLACED, ET_PENDING_CANCEL = "0", "4", "5", "6"
 ET_REJECTED, ET_RESTATED, ET_PENDING_REPLACE = "8", "D", "E"
 ET_TRADE, ET_TRADE_CANCEL, ET_ORDER_STATUS = "F", "H", "I"
-# OrdStatus (39)
-OS_NEW, OS_PARTIAL, OS_FILLED, OS_CANCELED = "0", "1", "2", "4"
-OS_PENDING_CANCEL, OS_REJECTED, OS_PENDING_REPLACE = "6", "8", "E"
 # OrdRejReason (103)
 ORD_REJ_UNKNOWN_SYMBOL = 1
 ORD_REJ_UNKNOWN_ORDER = 5
 ORD_REJ_DUPLICATE = 6
 ORD_REJ_UNSUPPORTED = 11
-ORD_REJ_INCORRECT_QUANTITY = 13
-ORD_REJ_OTHER = 99
 # CxlRejReason (102) and CxlRejResponseTo (434)
 CXL_REJ_TOO_LATE = 0
 CXL_REJ_UNKNOWN_ORDER = 1
@@ -80,8 +92,7 @@ RESTATE_OTHER = 99
 
 SUPPORTED_SIDES = frozenset({"1", "2", "5", "6"})  # buy, sell, sell short, sell short exempt
 TIF_IOC, TIF_FOK = "3", "4"
-PRICED_ORD_TYPES = frozenset({"2", "4"})  # LIMIT, STOP_LIMIT: filled at their limit price
-AVG_PX_PLACES = Decimal("1e-8")
+PRICED_ORD_TYPES = frozenset({"2", "4"})  # LIMIT, STOP_LIMIT: filled at their limit or better
 
 
 def fix_text(raw: bytes) -> str:
@@ -94,108 +105,6 @@ def _split_messages(data: bytes) -> list[bytes]:
 
 
 # --------------------------------------------------------------------------- order book
-@dataclass
-class Fill:
-    exec_id: str
-    quantity: int
-    price: Decimal
-    cl_ord_id: str
-    busted: bool = False
-
-
-@dataclass
-class SimOrder:
-    """One order as the venue sees it; quantities are cumulative over all versions."""
-
-    order_id: str
-    session_key: tuple[str, str]
-    cl_ord_id: str
-    orig_cl_ord_id: str | None
-    account: str | None
-    symbol: str
-    side: str
-    ord_type: str
-    order_qty: int
-    price: Decimal | None
-    stop_price: Decimal | None
-    time_in_force: str | None
-    currency: str | None
-    fills: list[Fill] = field(default_factory=list)
-    canceled: bool = False
-    rejected: bool = False
-    reject_reason: str = ""
-    # A cancel/replace request acknowledged (Pending Cancel/Replace) but not yet done.
-    pending: PendingRequest | None = None
-    fill_parts_remaining: int = 0
-    fill_timer: int = 0  # token of the scheduled fill chain; a new chain voids older ones
-    cl_ord_ids: list[str] = field(default_factory=list)  # every ClOrdID of this order, oldest first
-    requests: list[tuple[str, list[tuple[int, str]]]] = field(default_factory=list)
-
-    @property
-    def cum_qty(self) -> int:
-        return sum(f.quantity for f in self.fills if not f.busted)
-
-    @property
-    def avg_px(self) -> Decimal:
-        """Exact quantity-weighted average of the fills in effect (8 places)."""
-        live = [f for f in self.fills if not f.busted]
-        quantity = sum(f.quantity for f in live)
-        if quantity == 0:
-            return Decimal(0)
-        notional = sum((f.price * f.quantity for f in live), Decimal(0))
-        return (notional / quantity).quantize(AVG_PX_PLACES, rounding=ROUND_HALF_EVEN).normalize()
-
-    @property
-    def is_done(self) -> bool:
-        """No further executions expected: canceled, rejected or filled."""
-        return self.canceled or self.rejected or self.cum_qty >= self.order_qty
-
-    @property
-    def leaves_qty(self) -> int:
-        if self.canceled or self.rejected:
-            return 0
-        return max(self.order_qty - self.cum_qty, 0)
-
-    @property
-    def base_status(self) -> str:
-        """OrdStatus without the pending states: Filled > Canceled > Partially Filled > New."""
-        if self.rejected:
-            return OS_REJECTED
-        if self.cum_qty >= self.order_qty:
-            return OS_FILLED
-        if self.canceled:
-            return OS_CANCELED
-        return OS_PARTIAL if self.cum_qty > 0 else OS_NEW
-
-    @property
-    def status(self) -> str:
-        """OrdStatus to report: Pending Cancel > Pending Replace > the rest (FIX 4.4 precedence)."""
-        if self.pending is not None:
-            return OS_PENDING_CANCEL if self.pending.kind == "F" else OS_PENDING_REPLACE
-        return self.base_status
-
-
-@dataclass
-class PendingRequest:
-    kind: str  # "F" cancel or "G" cancel/replace
-    cl_ord_id: str
-    orig_cl_ord_id: str
-    order_qty: int | None = None
-    price: Decimal | None = None
-    ord_type: str | None = None
-    stop_price: Decimal | None = None
-    time_in_force: str | None = None
-
-
-class _Rejected(Exception):
-    """A request refused with an application-level answer (OrdRejReason or CxlRejReason)."""
-
-    def __init__(self, reason: int, text: str):
-        super().__init__(text)
-        self.reason = reason
-        self.text = text
-
-
 # ---------------------------------------------------------------------------- transport
 class _SocketTransport:
     """What FixSession writes through: a connected socket, logging every message."""
@@ -289,6 +198,20 @@ class _Refusal:
         pass
 
 
+class _SimSession(FixSession):
+    """The acceptor's session: ``announce_reset`` adds ResetSeqNumFlag=Y to the Logon it
+    answers with next (ResetOnLogon, without the counterparty asking for the reset)."""
+
+    announce_reset = False
+
+    def send_admin(self, msg_type: str, body: list[tuple[int, str]], now: float) -> int:
+        if msg_type == "A" and self.announce_reset:
+            self.announce_reset = False
+            if all(tag != 141 for tag, _ in body):
+                body = [*body, (141, "Y")]
+        return super().send_admin(msg_type, body, now)
+
+
 # ------------------------------------------------------------------------------- server
 class SimulatorServer:
     """A FIX 4.4 acceptor that acknowledges, fills, rejects and cancels orders.
@@ -298,6 +221,13 @@ class SimulatorServer:
     (acknowledge only). ``pending_delay`` > 0 holds cancel and replace requests in
     Pending Cancel/Replace for that many seconds before they take effect (fills in the
     meantime report the pending OrdStatus); 0 confirms at once.
+
+    Fills are priced from ``reference_prices`` ({symbol: price}; ``reference_price`` for
+    the others) with up to ``slippage_bps`` of slippage (``simulator_prices``).
+    ``store_dir``: keep the session state and the book in ``<store_dir>/<SENDER>-<TARGET>``
+    and load them from there (``simulator_store``); None keeps them in memory only.
+    ``reset_on_logon``: each connection starts our numbering at 1, takes the
+    counterparty's from its Logon and answers with ResetSeqNumFlag=Y.
     """
 
     def __init__(
@@ -313,12 +243,17 @@ class SimulatorServer:
         reject_symbols: Iterable[str] = (),
         rest_symbols: Iterable[str] = (),
         reference_price: Decimal | str | int = Decimal(100),
+        reference_prices: Mapping[str, Decimal | str] | None = None,
+        slippage_bps: Decimal | str | int = 0,
         unsolicited_cancel_after: float | None = None,
         send_pending_cancel: bool = True,
         pending_delay: float = 0.0,
         heartbeat_interval: int = 30,
         logon_timeout: float = 10.0,
         poll_interval: float = 0.2,
+        store_dir: str | Path | None = None,
+        reset_on_logon: bool = False,
+        fsync: bool = True,
     ) -> None:
         if fill_mode not in FILL_MODES:
             raise ValueError(f"fill_mode must be one of {', '.join(FILL_MODES)}, not {fill_mode!r}")
@@ -326,9 +261,7 @@ class SimulatorServer:
             raise ValueError("fill_interval must be positive")
         if partial_fill_parts < 2:
             raise ValueError("partial_fill_parts must be at least 2")
-        reference = Decimal(str(reference_price))
-        if not reference.is_finite() or reference <= 0:
-            raise ValueError("reference_price must be a positive number")
+        self.prices = PriceBook(reference_price, slippage_bps=slippage_bps, prices=reference_prices)
         if unsolicited_cancel_after is not None and unsolicited_cancel_after <= 0:
             raise ValueError("unsolicited_cancel_after must be positive")
         if pending_delay < 0:
@@ -346,7 +279,8 @@ class SimulatorServer:
         # Acknowledged and left working, never filled by the simulator on its own (an
         # order resting away from the market): for amending and cancelling by hand.
         self.rest_symbols = frozenset(s.strip().upper() for s in rest_symbols if s.strip())
-        self.reference_price = reference
+        self.reference_price = self.prices.default
+        self.reset_on_logon = reset_on_logon
         self.unsolicited_cancel_after = unsolicited_cancel_after
         self.send_pending_cancel = send_pending_cancel
         self.pending_delay = pending_delay
@@ -360,8 +294,7 @@ class SimulatorServer:
         self._by_cl_ord_id: dict[tuple[tuple[str, str], str], SimOrder] = {}
         self._used_cl_ord_ids: set[tuple[tuple[str, str], str]] = set()
         self._run_id = timezone.now().strftime("%H%M%S") + secrets.token_hex(2).upper()
-        self._order_ids = itertools.count(1)
-        self._exec_ids = itertools.count(1)
+        self._counters = {"order": 1, "exec": 1}  # the next OrderID and ExecID numbers
         self._fill_tokens = itertools.count(1)
         self.received: list[tuple[str, list[tuple[int, str]]]] = []  # every application message
         self.session_rejects: list[list[tuple[int, str]]] = []  # Rejects (35=3) of what we sent
@@ -370,6 +303,31 @@ class SimulatorServer:
         self._connection_threads: set[threading.Thread] = set()
         self._stopping = threading.Event()
         self._scheduler = _Scheduler(self._run_locked)
+        self.store: SimulatorStore | None = None
+        if store_dir is not None:
+            self.store = SimulatorStore(Path(store_dir) / f"{sender_comp_id}-{target_comp_id}", fsync=fsync)
+            self._restore(self.store)
+
+    def _restore(self, store: SimulatorStore) -> None:
+        """The book and the ID counters as the store kept them; the session of our CompID
+        pair exists from the start (a restored order may report before the Logon)."""
+        try:
+            orders = [order_from_record(record) for record in store.orders.values()]
+        except (KeyError, ValueError, TypeError, InvalidOperation) as exc:
+            store.close(checkpoint=False)
+            raise StoreError(f"{store.directory}: an order record is unreadable ({exc!r})") from None
+        if store.run_id is None:
+            store.run_id = self._run_id
+            store.checkpoint()
+        self._run_id = store.run_id
+        self._counters.update(store.counters)
+        for order in orders:
+            self._orders[order.order_id] = order
+            for cl_ord_id in order.cl_ord_ids:
+                self._by_cl_ord_id[(order.session_key, cl_ord_id)] = order
+            self._used_cl_ord_ids.update((order.session_key, used) for used in order.used_cl_ord_ids)
+        key = (self.sender_comp_id, self.target_comp_id)
+        self._sessions[key] = self._make_session(*key)
 
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> SimulatorServer:
@@ -381,6 +339,10 @@ class SimulatorServer:
         self._scheduler.start()
         self._accept_thread = threading.Thread(target=self._accept_loop, name="venue-sim-accept", daemon=True)
         self._accept_thread.start()
+        if self.store is not None:
+            with self._lock:
+                self._resume()
+                self._commit()
         logger.info(
             "SIM listening on %s:%s as %s for %s (fill mode %s)",
             self.host,
@@ -415,7 +377,34 @@ class SimulatorServer:
         for thread in [self._accept_thread, *list(self._connection_threads)]:
             if thread is not None and thread.is_alive():
                 thread.join(timeout=timeout)
+        with self._lock:
+            if self.store is not None:
+                self.store.close()
         logger.info("SIM stopped")
+
+    def _resume(self) -> None:
+        """After a restart, the timed work of the orders still working starts again."""
+        for order in self._orders.values():
+            if order.pending is not None:
+                pending = order.pending
+                self._scheduler.call_later(self.pending_delay, lambda o=order, p=pending: self._complete_pending(o, p))
+            elif not order.is_done:
+                if self.fill_mode == FILL_PARTIAL:
+                    order.fill_parts_remaining = max(order.fill_parts_remaining, 1)
+                self._arrange_fills(order)
+                if self.unsolicited_cancel_after is not None:
+                    self._scheduler.call_later(
+                        self.unsolicited_cancel_after, lambda o=order: self._unsolicited_cancel_due(o)
+                    )
+
+    def _commit(self) -> None:
+        if self.store is not None:
+            self.store.commit()
+
+    def set_reference_prices(self, prices: Mapping[str, Decimal | str]) -> None:
+        """Replace the reference prices fills are priced from (e.g. reloaded from the
+        security master)."""
+        self.prices.update(prices)
 
     def __enter__(self) -> SimulatorServer:
         return self.start()
@@ -540,6 +529,7 @@ class SimulatorServer:
             with self._lock:
                 if session is not None and session.transport is transport:
                     session.disconnect("connection closed")
+                self._commit()
             transport.close()
             self._connection_threads.discard(threading.current_thread())
             logger.info("SIM connection from %s closed", peer)
@@ -599,7 +589,10 @@ class SimulatorServer:
                     logger.warning("SIM %s: %s is already connected, refusing a second connection", peer, their_id)
                     return None
                 session.connection_made(transport, now)
+                if self.reset_on_logon:
+                    self._reset_for_logon(session, frame.message)
                 session.data_received(received, now)
+                self._commit()
             return session
         return None
 
@@ -619,6 +612,18 @@ class SimulatorServer:
                     session.data_received(data, now)
                 if session.transport is transport:
                     session.tick(now)
+                self._commit()
+
+    def _reset_for_logon(self, session: FixSession, logon) -> None:
+        """ResetOnLogon: our numbering starts at 1, the counterparty's continues from its
+        Logon, and our Logon says ResetSeqNumFlag=Y (a Logon that asks for the reset
+        itself, 141=Y, is the session's to handle)."""
+        seq = (logon.get(34) or b"").decode("latin-1")
+        if logon.get(35) != b"A" or logon.get(141) == b"Y" or not seq.isdigit():
+            return
+        session.store.reset()
+        session.store.set_next_target_seq(int(seq))
+        session.announce_reset = True
 
     def _make_session(self, our_id: str, their_id: str, app=None) -> FixSession:
         config = SessionConfig(
@@ -630,12 +635,14 @@ class SimulatorServer:
             logon_timeout=self.logon_timeout,
             accepts=ACCEPTED_MESSAGES,
         )
-        return FixSession(config, MemoryStore(), app if app is not None else self)
+        store = self.store if self.store is not None and app is None else MemoryStore()
+        return _SimSession(config, store, app if app is not None else self)
 
     def _run_locked(self, callback: Callable[[], None]) -> None:
         with self._lock:
             try:
                 callback()
+                self._commit()
             except Exception:
                 # A timed event must never stop the scheduler.
                 logger.exception("SIM timed event failed")
@@ -659,6 +666,8 @@ class SimulatorServer:
         logger.error("SIM %s: fatal session error: %s", session.config.target_comp_id, reason)
 
     def on_app_message(self, session: FixSession, seq: int, msg_type: str, fields: list[tuple[int, str]]) -> None:
+        if self.store is not None:
+            self.store.processing(seq)
         self.received.append((msg_type, fields))
         handler = {
             "D": self._on_new_order,
@@ -784,9 +793,8 @@ class SimulatorServer:
 
     # ------------------------------------------------------------------- fills
     def _fill_price(self, order: SimOrder) -> Decimal:
-        if order.ord_type in PRICED_ORD_TYPES and order.price is not None:
-            return order.price
-        return self.reference_price
+        limit = order.price if order.ord_type in PRICED_ORD_TYPES else None
+        return self.prices.fill_price(order.symbol, order.side, limit, f"{order.order_id}:{len(order.fills)}")
 
     def _fills_nothing(self, order: SimOrder) -> bool:
         return self.fill_mode == FILL_NONE or order.symbol.upper() in self.rest_symbols
@@ -867,13 +875,14 @@ class SimulatorServer:
             pending = PendingRequest(kind, cl_ord_id, order.cl_ord_id)
             if kind == "F":
                 if order.is_done:
-                    raise _Rejected(CXL_REJ_TOO_LATE, f"Too late to cancel: order is {_STATUS_NAMES[order.status]}")
+                    raise _Rejected(CXL_REJ_TOO_LATE, f"Too late to cancel: order is {STATUS_NAMES[order.status]}")
             else:
                 self._check_replace(order, tags, pending)
         except _Rejected as rejection:
             self._send_cancel_reject(key, order, tags, response_to, rejection.reason, order.status, rejection.text)
             return
         self._used_cl_ord_ids.add((key, cl_ord_id))
+        order.request_ids.append(cl_ord_id)
         order.pending = pending
         if kind == "G" or self.send_pending_cancel:
             self._send_er(
@@ -889,7 +898,7 @@ class SimulatorServer:
 
     def _check_replace(self, order: SimOrder, tags: dict[int, str], pending: PendingRequest) -> None:
         if order.canceled or order.rejected:
-            raise _Rejected(CXL_REJ_TOO_LATE, f"Too late to replace: order is {_STATUS_NAMES[order.status]}")
+            raise _Rejected(CXL_REJ_TOO_LATE, f"Too late to replace: order is {STATUS_NAMES[order.status]}")
         if tags[55] != order.symbol or tags[54] != order.side:
             raise _Rejected(CXL_REJ_OTHER, "Symbol (55) and Side (54) cannot be changed")
         try:
@@ -919,7 +928,7 @@ class SimulatorServer:
                 response_to,
                 CXL_REJ_TOO_LATE,
                 order.status,
-                f"Too late: order is {_STATUS_NAMES[order.status]}",
+                f"Too late: order is {STATUS_NAMES[order.status]}",
             )
             return
         if pending.kind == "G" and order.is_done and (pending.order_qty or 0) <= order.cum_qty:
@@ -1031,7 +1040,7 @@ class SimulatorServer:
         ]
         if text:
             body.append((58, text[:200]))
-        self._send(order.session_key, "8", body)
+        self._send(order.session_key, "8", body, order)
         return exec_id
 
     def _send_cancel_reject(
@@ -1059,9 +1068,15 @@ class SimulatorServer:
             (60, codec.utc_timestamp(timezone.now())),
             (58, text[:200]),
         ]
-        self._send(key, "9", body)
+        self._send(key, "9", body, order)
 
-    def _send(self, key: tuple[str, str], msg_type: str, body: list[tuple[int, str]]) -> None:
+    def _send(
+        self, key: tuple[str, str], msg_type: str, body: list[tuple[int, str]], order: SimOrder | None = None
+    ) -> None:
+        """Send (or, the counterparty away, store) a message; with a store, the record of
+        the order it reports on is journaled with it (before it goes on the wire)."""
+        if self.store is not None:
+            self.store.stage([order_record(order)] if order is not None else [], self._counters)
         session = self._sessions[key]
         now = time.monotonic()
         if session.is_active:
@@ -1083,38 +1098,16 @@ class SimulatorServer:
             raise ValueError(f"no order {order_id}")
         return order
 
+    def _next_id(self, kind: str, letter: str) -> str:
+        number = self._counters[kind]
+        self._counters[kind] = number + 1
+        return f"{self._run_id}-{letter}{number}"
+
     def _next_order_id(self) -> str:
-        return f"{self._run_id}-O{next(self._order_ids)}"
+        return self._next_id("order", "O")
 
     def _next_exec_id(self) -> str:
-        return f"{self._run_id}-X{next(self._exec_ids)}"
+        return self._next_id("exec", "X")
 
 
-_STATUS_NAMES = {
-    OS_NEW: "new",
-    OS_PARTIAL: "partially filled",
-    OS_FILLED: "filled",
-    OS_CANCELED: "canceled",
-    OS_PENDING_CANCEL: "pending cancel",
-    OS_REJECTED: "rejected",
-    OS_PENDING_REPLACE: "pending replace",
-}
-
-
-def _positive_int(text: str | None, name: str) -> int:
-    if text is None or not text.isdigit() or int(text) <= 0:
-        raise _Rejected(ORD_REJ_INCORRECT_QUANTITY, f"{name} must be a positive whole number, got {text!r}")
-    return int(text)
-
-
-def _price(text: str | None, name: str) -> Decimal:
-    try:
-        value = Decimal(text) if text is not None else None
-    except InvalidOperation:
-        value = None
-    if value is None or not value.is_finite() or value <= 0:
-        raise _Rejected(ORD_REJ_OTHER, f"{name} must be a positive price, got {text!r}")
-    return value
-
-
-__all__ = ["FILL_MODES", "Fill", "SimOrder", "SimulatorServer"]
+__all__ = ["FILL_MODES", "Fill", "PendingRequest", "SimOrder", "SimulatorServer", "StoreError"]

@@ -6,9 +6,13 @@ import time
 import pytest
 
 from oms_site.celery import app as celery_app
+from routing.fix import codec
+from routing.fix.session import HEADER_TAGS
 from routing.hosting import SessionHost, VenueRunner
 from routing.models import Venue
 from tests.conftest import compliance_quiet_for_lifecycle
+
+from .sim_client import SimClient
 
 _host_ids = itertools.count(1)
 
@@ -67,3 +71,26 @@ def hosts():
     yield start
     for host in started:
         host.stop(release=True)
+
+
+@pytest.fixture
+def connect():
+    """Connect FIX clients to a simulator; at the end each logs out, and every report
+    it received must have been a valid FIX 4.4 message it never had to reject."""
+    clients: list[SimClient] = []
+
+    def make(server, **options) -> SimClient:
+        client = SimClient(server.port, **options).connect()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        if client.session.transport is not None:
+            client.logout()
+        for fields in client.raw_frames:
+            msg_type = dict(fields)[35]
+            if msg_type in ("8", "9"):
+                body = [(t, v) for t, v in fields if t not in HEADER_TAGS]
+                codec.validate_inbound(msg_type, body, "FIX.4.4", frozenset({"8", "9", "j"}))
+        assert client.rejects == [] and client.fatal == []
