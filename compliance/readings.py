@@ -8,8 +8,10 @@ before it as if they were stored. The caller holds the account's lock."""
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from decimal import Decimal
 
+from django.conf import settings
 from django.db.models import Max, Q
 
 from orders.models import WORKING_STATUSES, AccountExposure, Execution, Order, OrderStatus, Position, Security
@@ -33,19 +35,26 @@ def order_share(order) -> tuple[int, Decimal, int, Decimal]:
     return leaves, leaves * price if price else Decimal(0), 0 if price else leaves, filled
 
 
+def trading_day(when: dt.datetime) -> dt.date:
+    """The firm's trading day of ``when``: its date in ``OMS_FIRM_TIME_ZONE`` (the
+    zone the database's exposure trigger dates orders in), when daily limits roll."""
+    return when.astimezone(zoneinfo.ZoneInfo(settings.OMS_FIRM_TIME_ZONE)).date()
+
+
 def exposure_base(check: Check) -> dict:
     """The account's positions and running exposure (``AccountExposure``, kept by the
     database with every order change), read once per transaction that shares the
     cache, plus the orders entered in it since (``order_added``) that the reading
     could not see yet. ``working`` maps (security, side) to [leaves, priced
     notional, unpriced leaves]; ``today`` maps security to [priced notional,
-    unpriced leaves, filled notional] of the orders entered today (UTC)."""
+    unpriced leaves, filled notional] of the orders entered today (the firm's
+    trading day, ``trading_day``)."""
     order = check.order
     key = ("exposure", order.account_id)
     base = check.cache.get(key)
     if base is not None:
         return base
-    today = check.now.astimezone(dt.UTC).date()
+    today = trading_day(check.now)
     positions = dict(Position.objects.filter(account_id=order.account_id).values_list("security_id", "quantity"))
     base = {"positions": positions, "working": {}, "daily": {}, "references": {}, "today": today}
     rows = AccountExposure.objects.filter(account_id=order.account_id).filter(
@@ -99,7 +108,7 @@ def account_exposure(check: Check) -> dict:
             "daily": {key: list(row) for key, row in base["daily"].items()},
             "references": base["references"],
         }
-        today = order.created_at is not None and order.created_at.astimezone(dt.UTC).date() == base["today"]
+        today = order.created_at is not None and trading_day(order.created_at) == base["today"]
         exposure_adjust(own, order.security_id, order.side, today, order_share(order), sign=-1)
         check.cache[("own", order.pk)] = own
     return own

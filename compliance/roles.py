@@ -4,6 +4,7 @@ migrate so a fresh installation has a working console without hand-made grants."
 from __future__ import annotations
 
 from django.contrib.auth.models import Group, Permission
+from django.db.models import Q
 from django.db.models.signals import post_migrate
 
 from oms_site.roles import MIDDLE_OFFICE_GROUP
@@ -34,7 +35,19 @@ def role_permissions_grant(**_kwargs) -> None:
         content_type__app_label="audit",
         codename__in=["add_retentionpolicy", "change_retentionpolicy", "add_legalhold", "change_legalhold"],
     )
-    group.permissions.add(*wanted, *maintained, *decided, *audit_maintained)
+    # Operations, each through a service with a reason and audited: FIX sessions
+    # (reset, reconnect, disconnect) and closing an order the venue no longer knows.
+    # Not the right to change those rows.
+    operations = Permission.objects.filter(
+        Q(content_type__app_label="routing", codename="operate_venuesession")
+        | Q(content_type__app_label="orders", codename="close_order_locally")
+    )
+    # Sign-in lockouts (django-axes' counters): seen, and cleared by deleting them
+    # (audit.admin_lockouts records each clearing).
+    lockouts = Permission.objects.filter(
+        content_type__app_label="axes", codename__in=["view_accessattempt", "delete_accessattempt"]
+    )
+    group.permissions.add(*wanted, *maintained, *decided, *audit_maintained, *operations, *lockouts)
 
 
 def role_permissions_connect(app_config) -> None:

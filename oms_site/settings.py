@@ -2,17 +2,42 @@
 
 On a bare machine (no PostgreSQL, no Redis) `manage.py` runs on a SQLite file and an
 embedded filesystem Celery broker under ``var/``; production and the test suite set
-``DATABASE_URL`` and ``CELERY_BROKER_URL`` (DESIGN.md §9).
+``DATABASE_URL`` and ``CELERY_BROKER_URL`` (DESIGN.md §9). Those two, when not in the
+environment, come from ``var/run.env`` if bin/run wrote one (``run_env_read``).
 """
 
+import datetime as dt
 import os
+import sys
+import zoneinfo
 from pathlib import Path
 
 import dj_database_url
+from csp import constants as csp_constants
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("OMS_VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def run_env_read(path: Path) -> dict[str, str]:
+    """The database and broker ``bin/run`` chose for this checkout (``var/run.env``,
+    ``NAME=value`` lines), so ``manage.py`` run by hand uses the running OMS's. Only
+    ``DATABASE_URL`` and ``CELERY_BROKER_URL`` are taken; the environment always wins.
+    A pytest run never reads it: its database and broker come from the environment
+    (bin/test) or the embedded defaults, never from whatever bin/run last chose."""
+    if "pytest" in sys.modules or not path.is_file():
+        return {}
+    chosen: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        name, sep, value = line.strip().partition("=")
+        if sep and name in ("DATABASE_URL", "CELERY_BROKER_URL") and value:
+            chosen[name] = value
+    return chosen
+
+
+RUN_ENV = run_env_read(VAR_DIR / "run.env")
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -49,6 +74,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "audit",
     "routing",
     "compliance",
@@ -65,7 +91,45 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes requires: it turns a lockout into the 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Sign-in lockout (django-axes): its backend first, refusing a locked-out sign-in
+# before any password is checked. See oms_site/lockout.py and README "Security".
+AUTHENTICATION_BACKENDS = [
+    "oms_site.lockout.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("OMS_LOGIN_FAILURE_LIMIT", "10"))
+AXES_COOLOFF_TIME = dt.timedelta(minutes=float(os.environ.get("OMS_LOGIN_COOLOFF_MINUTES", "15")))
+# Pages and admin lock a username (from any address: a desk shares one NAT address, so
+# an address lock would lock the whole desk); bad API tokens lock their address.
+AXES_LOCKOUT_PARAMETERS = "oms_site.lockout.lockout_parameters"
+AXES_LOCKOUT_CALLABLE = "oms_site.hardening.lockout_response"
+# A refused attempt during a lockout does not extend it: the cool-off runs from the
+# failure that reached the limit (no password is checked meanwhile).
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = True
+# Sign-ins, failures and lockouts are on the audit trail; axes keeps only the counters.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_ENABLE_ADMIN = False  # audit.admin_lockouts registers the audited one
+
+# Content-Security-Policy (django-csp) on every response: only this origin's scripts,
+# styles and images; inline code only with the response's nonce (the API docs page).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [csp_constants.SELF],
+        "script-src": [csp_constants.SELF, csp_constants.NONCE],
+        "style-src": [csp_constants.SELF, csp_constants.NONCE],
+        "img-src": [csp_constants.SELF, "data:"],
+        "object-src": [csp_constants.NONE],
+        "base-uri": [csp_constants.SELF],
+        "form-action": [csp_constants.SELF],
+        "frame-ancestors": [csp_constants.NONE],
+    },
+}
 
 ROOT_URLCONF = "oms_site.urls"
 
@@ -89,13 +153,29 @@ WSGI_APPLICATION = "oms_site.wsgi.application"
 
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'oms.sqlite3'}"),
+        os.environ.get("DATABASE_URL", RUN_ENV.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'oms.sqlite3'}")),
         conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")),
     )
 }
+# The firm's trading day: daily limits and counters (the running exposure's trade
+# date) roll at midnight in this time zone. PostgreSQL's exposure trigger reads it from
+# the session setting ``oms.firm_time_zone``, set on every connection here.
+OMS_FIRM_TIME_ZONE = os.environ.get("OMS_FIRM_TIME_ZONE", "UTC")
+try:
+    zoneinfo.ZoneInfo(OMS_FIRM_TIME_ZONE)
+except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    raise ImproperlyConfigured(
+        f"OMS_FIRM_TIME_ZONE={OMS_FIRM_TIME_ZONE!r} is not a time zone (an IANA name such as America/New_York)"
+    ) from None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite has no row locks; serialise writers instead of failing with "locked".
     DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
+    if OMS_FIRM_TIME_ZONE != "UTC":
+        raise ImproperlyConfigured(
+            "The embedded SQLite database keeps the trading day in UTC: set OMS_FIRM_TIME_ZONE only with PostgreSQL."
+        )
+else:
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = f"-c oms.firm_time_zone={OMS_FIRM_TIME_ZONE}"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -119,7 +199,7 @@ LOGIN_REDIRECT_URL = "/orders/"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "oms_site.lockout.LockoutTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -127,7 +207,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["oms_site.parsers.StrictJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "orders.api.pagination.StandardPagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "oms_site.schema.AutoSchema",
     "EXCEPTION_HANDLER": "oms_site.errors.api_exception_handler",
     "COERCE_DECIMAL_TO_STRING": True,
 }
@@ -142,11 +222,16 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Fields named "status" with other choices than an order's (whose enum keeps its name).
+    "ENUM_NAME_OVERRIDES": {
+        "StatusEnum": "orders.models.OrderStatus",
+        "LocalCloseStatusEnum": "orders.services.local_close.LOCAL_CLOSE_STATUSES",
+    },
 }
 
 # Celery: Redis in production and tests; an embedded filesystem broker by default so a
 # bare machine needs no server.
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", RUN_ENV.get("CELERY_BROKER_URL", "filesystem://"))
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _queue_dir = VAR_DIR / "celery-queue"
     (_queue_dir / "processed").mkdir(parents=True, exist_ok=True)
@@ -187,6 +272,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # Failures and lockouts are warnings; each success is on the audit trail already.
+        "axes": {"level": "WARNING"},
     },
 }
 
@@ -195,6 +282,8 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
     CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # Load balancers probe over plain HTTP inside the network.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
     SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000"))
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
@@ -208,3 +297,8 @@ OMS_FIX_LEASE_POLL = float(os.environ.get("OMS_FIX_LEASE_POLL", "1"))
 # Seconds between runs of the audit sealer (chains committed audit events).
 OMS_AUDIT_SEAL_INTERVAL = float(os.environ.get("OMS_AUDIT_SEAL_INTERVAL", "1"))
 OMS_FIX_INBOX_SWEEP = float(os.environ.get("OMS_FIX_INBOX_SWEEP", "60"))
+# How long an order waits in the outbox for its venue's session to come back before it
+# is rejected "venue X unavailable since T"; and how often the workers run the end of
+# day (DAY orders of venues whose session ended, GTD orders past expiry).
+OMS_ROUTE_WAIT_SECONDS = float(os.environ.get("OMS_ROUTE_WAIT_SECONDS", "60"))
+OMS_END_OF_DAY_EVERY = float(os.environ.get("OMS_END_OF_DAY_EVERY", "60"))

@@ -1,9 +1,14 @@
+from django import forms
 from django.contrib import admin
+from django.contrib.admin import helpers
+from django.template.response import TemplateResponse
 
 from audit.admin_base import AuditedModelAdmin, ReadOnlyAdmin, ReadOnlyInline
+from audit.services import actor_name
 from compliance.models import ComplianceResult
 
-from .models import Account, Basket, Execution, Order, OrderFlag, OrderRequest, Position, Security
+from . import services
+from .models import Account, Basket, Execution, Order, OrderFlag, OrderRequest, OrderStatus, Position, Security
 
 
 @admin.register(Security)
@@ -40,6 +45,24 @@ class ComplianceResultInline(ReadOnlyInline):
     fields = ["stage", "rule", "outcome", "code", "reason", "internal", "overridden", "evaluated_at"]
 
 
+class OrderFlagInline(ReadOnlyInline):
+    model = OrderFlag
+    fields = ["kind", "message", "created_at", "resolved_at"]
+
+
+class LocalCloseForm(forms.Form):
+    status = forms.ChoiceField(
+        label="End the order as",
+        choices=[(status, OrderStatus(status).label) for status in services.LOCAL_CLOSE_STATUSES],
+        initial=OrderStatus.CANCELLED,
+        widget=forms.RadioSelect,
+    )
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="Why the venue no longer knows the order: recorded on its audit trail with your name.",
+    )
+
+
 @admin.register(Order)
 class OrderAdmin(ReadOnlyAdmin):
     list_display = [
@@ -62,7 +85,45 @@ class OrderAdmin(ReadOnlyAdmin):
     search_fields = ["client_order_id", "cl_ord_id", "security__symbol", "account__code"]
     date_hierarchy = "created_at"
     list_select_related = ["account", "security", "venue"]
-    inlines = [OrderRequestInline, ExecutionInline, ComplianceResultInline]
+    inlines = [OrderRequestInline, ExecutionInline, OrderFlagInline, ComplianceResultInline]
+    actions = ["close_locally"]
+
+    def has_close_locally_permission(self, request):
+        return request.user.has_perm("orders.close_order_locally")
+
+    @admin.action(description="Close locally (venue no longer knows the order)…", permissions=["close_locally"])
+    def close_locally(self, request, queryset):
+        """End working orders here, keeping their fills (``order_close_locally``),
+        after asking how and why."""
+        form = LocalCloseForm(request.POST if "confirm" in request.POST else None)
+        if "confirm" in request.POST and form.is_valid():
+            data = form.cleaned_data
+            self._each(
+                request,
+                queryset,
+                "Order",
+                lambda order: services.order_close_locally(
+                    order_id=order.pk,
+                    actor=actor_name(request.user),
+                    reason=data["reason"],
+                    final_status=data["status"],
+                ),
+                done=lambda count: f"Closed {count} order(s) locally as {OrderStatus(data['status']).label.lower()}.",
+            )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Close orders locally",
+            "intro": 'For orders the venue no longer knows (it lost its state; a cancel got "unknown order"). '
+            "They end here without a message to the venue, keeping their fills; a fill the venue still "
+            "reports is applied. Their working exposure and locates are released.",
+            "opts": self.model._meta,
+            "objects": list(queryset),
+            "action": "close_locally",
+            "form": form,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/compliance/action_note.html", context)
 
 
 @admin.register(Execution)

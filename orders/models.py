@@ -7,7 +7,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
-from django_fsm import FSMField, FSMModelMixin, transition
+from django_fsm import RETURN_VALUE, FSMField, FSMModelMixin, transition
 
 PRICE = {"max_digits": 18, "decimal_places": 8}
 AMOUNT = {"max_digits": 28, "decimal_places": 8}
@@ -202,6 +202,7 @@ class Order(FSMModelMixin, models.Model):
             models.Index(fields=["account", "created_at"]),
             models.Index(fields=["created_by", "created_at"]),
         ]
+        permissions = [("close_order_locally", "Can close an order the venue no longer knows")]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.side} {self.quantity} {self.security_id} ({self.status})"
@@ -326,6 +327,20 @@ class Order(FSMModelMixin, models.Model):
     def mark_done_for_day(self) -> None:
         pass
 
+    # -- middle office ------------------------------------------------------------------
+    # The venue no longer knows the order (it lost its state; a cancel got "unknown
+    # order"), so no report will ever end it: it is ended here, keeping its fills. Not
+    # in the FIX matrices, which describe what a venue reports; the status it ends in
+    # is one the venue could have reported (cancelled, or done for the day), so a late
+    # fill is still applied and the status stays (STICKY_STATUSES, J.1.b / J.1.d).
+    @transition(
+        field=status,
+        source=[S.PENDING_NEW, S.OPEN, S.PARTIALLY_FILLED, S.PENDING_CANCEL, S.PENDING_AMEND],
+        target=RETURN_VALUE(S.CANCELLED, S.DONE_FOR_DAY, S.EXPIRED),
+    )
+    def close_locally(self, final_status: str) -> str:
+        return final_status
+
     def mark(self, target: str) -> None:
         """Move to ``target`` through its venue-driven transition (no-op if already there)."""
         if target != self.status:
@@ -429,6 +444,7 @@ class OrderFlag(models.Model):
         UNKNOWN_EXECUTION = "unknown_execution", "Bust or correction of an unknown execution"
         UNEXPECTED_MESSAGE = "unexpected_message", "Message not allowed in the order's state"
         UNKNOWN_REQUEST = "unknown_request", "Cancel reject for an unknown request"
+        VENUE_UNKNOWN_ORDER = "venue_unknown_order", "Venue no longer knows the order: close it locally"
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, null=True, blank=True, related_name="flags")
     venue_code = models.CharField(max_length=20, blank=True)
@@ -479,8 +495,8 @@ class Position(models.Model):
 
 
 class AccountExposure(models.Model):
-    """Running exposure of an account by security, side and trade date (the UTC date
-    the orders were entered), for pre-trade compliance to read instead of aggregating
+    """Running exposure of an account by security, side and trade date (the firm's
+    trading day the orders were entered: their date in ``OMS_FIRM_TIME_ZONE``), for pre-trade compliance to read instead of aggregating
     orders: the working orders' leaves (priced at their limit or stop, or without a
     price and so valued at the reference price when read) and what the day's orders
     have filled (filled quantity x average price).

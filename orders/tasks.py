@@ -28,3 +28,15 @@ def inbox_apply(venue_code: str) -> int:
 def venue_reconcile(venue_code: str) -> int:
     """Ask the venue for the status of every order still working there (after logon)."""
     return len(services.venue_reconcile(venue_code=venue_code))
+
+
+@shared_task(name="orders.tasks.route_wait_expire", **RETRY)
+def route_wait_expire() -> int:
+    """Reject the orders that waited too long for a venue session that stayed down."""
+    return len(services.orders_waiting_expire())
+
+
+@shared_task(name="orders.tasks.end_of_day", **RETRY)
+def end_of_day(venue_code: str | None = None) -> int:
+    """Close the day's DAY orders of venues whose session ended, and expired GTD orders."""
+    return services.end_of_day(venue_code=venue_code).closed

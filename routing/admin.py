@@ -1,7 +1,15 @@
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 
-from audit.admin_base import AuditedModelAdmin, ReadOnlyAdmin
+from audit.admin_base import AuditedModelAdmin, ReadOnlyAdmin, application_error_text
 from audit.services import actor_name
+from oms_site.errors import ApplicationError
 
 from . import services
 from .models import FixMessageLog, InboundMessage, OutboundMessage, Venue, VenueSession
@@ -24,11 +32,45 @@ class VenueAdmin(AuditedModelAdmin):
         "fix_version",
         "enabled",
         "priority",
+        "session_hours",
         "session_status",
     ]
     list_filter = ["enabled", "fix_version"]
     list_select_related = ["session"]
     search_fields = ["code", "name"]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "code",
+                    "name",
+                    ("host", "port"),
+                    ("sender_comp_id", "target_comp_id"),
+                    ("fix_version", "heartbeat_interval"),
+                    "enabled",
+                ]
+            },
+        ),
+        (
+            "Session schedule and sequence resets",
+            {
+                "description": "Outside its hours the venue is closed: no logon, orders refused. Sequence numbers "
+                "reset at each session start; its DAY orders end done-for-day at the session end. "
+                "No start and end: always open.",
+                "fields": [
+                    ("session_start", "session_end"),
+                    ("session_time_zone", "trading_days"),
+                    ("reset_on_logon", "reset_on_logout", "reset_on_disconnect"),
+                ],
+            },
+        ),
+        ("Routing", {"fields": ["priority", "asset_classes", "symbols", "currencies"]}),
+    ]
+
+    @admin.display(description="Session hours")
+    def session_hours(self, obj):
+        return obj.schedule.describe()
 
     @admin.display(description="FIX session")
     def session_status(self, obj):
@@ -45,12 +87,70 @@ class OutboundMessageAdmin(ReadOnlyAdmin):
     search_fields = ["cl_ord_id"]
 
 
+class SessionReasonForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="Why: recorded on the audit trail with your name.",
+    )
+
+
+class SessionSequenceForm(forms.Form):
+    mode = forms.ChoiceField(
+        choices=[
+            ("reset", "Reset both to 1 (a FIX sequence reset, new generations): the venue started again from 1"),
+            ("set", "Set the next numbers given below"),
+        ],
+        widget=forms.RadioSelect,
+        initial="reset",
+    )
+    next_sender_seq = forms.IntegerField(
+        min_value=1, required=False, label="Next sender MsgSeqNum", help_text="the number our next message carries"
+    )
+    next_target_seq = forms.IntegerField(
+        min_value=1, required=False, label="Next target MsgSeqNum", help_text="the number we expect from the venue"
+    )
+    reconnect = forms.BooleanField(
+        required=False, initial=True, label="Then reconnect", help_text="also clears a fatal stop or a disconnect"
+    )
+    reason = SessionReasonForm.base_fields["reason"]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("mode") == "set" and not (data.get("next_sender_seq") or data.get("next_target_seq")):
+            raise forms.ValidationError("Give a next sender and/or target sequence number, or choose the reset.")
+        return data
+
+
+# operation -> (title, form, what it does)
+OPERATIONS = {
+    "sequence": (
+        "Reset sequence numbers",
+        SessionSequenceForm,
+        "The worker holding the session logs out if connected, then sets the numbers. After a venue restart "
+        '("MsgSeqNum too low"), reset both to 1 and reconnect.',
+    ),
+    "reconnect": (
+        "Reconnect",
+        SessionReasonForm,
+        "The worker logs out if connected and logs on again; clears a fatal stop and an operator's disconnect.",
+    ),
+    "disconnect": (
+        "Disconnect",
+        SessionReasonForm,
+        "The worker logs out; the session stays down until someone reconnects it. Orders wait, then are rejected.",
+    ),
+}
+
+
 @admin.register(VenueSession)
 class VenueSessionAdmin(admin.ModelAdmin):
-    """The FIX session console. Another process holds the socket, so the actions only
-    file a request (``requested_action``) that the holding worker carries out within
-    about a second. Set sequence numbers: enter them in the form and save."""
+    """The FIX session console. Another process holds the socket, so the operations
+    only file a request (``requested_action``) that the holding worker carries out
+    within about a second. Each asks for a reason and is audited with who and why
+    (``session_action_request``); they need the "operate" permission (middle office),
+    not the right to change the row, which nobody edits here."""
 
+    change_form_template = "admin/routing/venuesession/change_form.html"
     list_display = [
         "venue",
         "status",
@@ -66,10 +166,14 @@ class VenueSessionAdmin(admin.ModelAdmin):
         "last_error",
     ]
     list_filter = ["status", "fatal", "stopped"]
-    actions = ["request_disconnect", "request_reconnect"]
+    actions = ["request_sequence_reset", "request_reconnect", "request_disconnect"]
     fields = [
         "venue",
         "status",
+        "last_error",
+        "last_error_at",
+        "fatal",
+        "stopped",
         "next_sender_seq",
         "next_target_seq",
         "sender_epoch",
@@ -79,54 +183,113 @@ class VenueSessionAdmin(admin.ModelAdmin):
         "lease_expires_at",
         "last_logon_at",
         "last_message_at",
-        "last_error",
-        "last_error_at",
-        "fatal",
-        "stopped",
         "requested_action",
         "requested_by",
         "requested_at",
+        "requested_reason",
         "requested_sender_seq",
         "requested_target_seq",
     ]
-    editable = ("requested_sender_seq", "requested_target_seq")
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f for f in self.fields if f not in self.editable]
+    readonly_fields = fields
 
     def has_add_permission(self, request):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        return False  # the row is the workers'; operators file requests (the actions)
+
     def has_delete_permission(self, request, obj=None):
         return False
 
-    def save_model(self, request, obj, form, change):
-        # Never write the row from here: file the request through the service.
-        sender, target = obj.requested_sender_seq, obj.requested_target_seq
-        if not (sender or target):
-            self.message_user(request, "Enter a sender and/or target sequence number.", messages.WARNING)
-            return
-        services.session_action_request(
-            venue=obj.venue,
-            action=VenueSession.Action.SET_SEQUENCE,
-            actor=actor_name(request.user),
-            sender_seq=sender,
-            target_seq=target,
+    def has_operate_permission(self, request, obj=None):
+        return request.user.has_perm("routing.operate_venuesession")
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/operate/<str:operation>/",
+                self.admin_site.admin_view(self.operate_view),
+                name=f"{self.opts.app_label}_{self.opts.model_name}_operate",
+            ),
+            *super().get_urls(),
+        ]
+
+    def render_change_form(self, request, context, *args, **kwargs):
+        context["can_operate"] = self.has_operate_permission(request)
+        context["operations"] = [(key, title) for key, (title, _, _) in OPERATIONS.items()]
+        return super().render_change_form(request, context, *args, **kwargs)
+
+    def operate_view(self, request, object_id, operation):
+        """One session's operation page (the buttons on its change page)."""
+        if operation not in OPERATIONS:
+            raise Http404("No such operation.")
+        if not self.has_operate_permission(request):
+            raise PermissionDenied
+        session = self.get_object(request, unquote(object_id))
+        if session is None:
+            raise Http404("No such FIX session.")
+        done = self._operate(request, [session], operation)
+        if done is None:
+            return HttpResponseRedirect(reverse("admin:routing_venuesession_change", args=[session.pk]))
+        return done
+
+    def _operate(self, request, sessions, operation: str, *, action: str = ""):
+        """The page asking for the reason (and the numbers); on a valid confirmed form,
+        file the request for every session and return None."""
+        title, form_class, intro = OPERATIONS[operation]
+        form = form_class(request.POST if "confirm" in request.POST else None)
+        if "confirm" in request.POST and form.is_valid():
+            self._file(request, sessions, operation, form.cleaned_data)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "intro": intro,
+            "opts": self.opts,
+            "sessions": sessions,
+            "action": action,
+            "form": form,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/routing/venuesession/operate.html", context)
+
+    def _file(self, request, sessions, operation: str, data) -> None:
+        if operation == "sequence":
+            reset = data["mode"] == "reset"
+            action = VenueSession.Action.RESET_SEQUENCE if reset else VenueSession.Action.SET_SEQUENCE
+            extra = {"reconnect": data["reconnect"]}
+            if not reset:
+                extra.update(sender_seq=data["next_sender_seq"], target_seq=data["next_target_seq"])
+        else:
+            action, extra = operation, {}
+        for session in sessions:
+            try:
+                services.session_action_request(
+                    venue=session.venue, action=action, actor=actor_name(request.user), reason=data["reason"], **extra
+                )
+            except ApplicationError as exc:
+                self.message_user(request, f"{session.venue}: {application_error_text(exc)}", messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    f"{session.venue}: {VenueSession.Action(action).label} requested; the holding worker carries "
+                    "it out within a few seconds.",
+                    messages.SUCCESS,
+                )
+
+    @admin.action(description="Reset or set sequence numbers…", permissions=["operate"])
+    def request_sequence_reset(self, request, queryset):
+        return self._operate(
+            request, list(queryset.select_related("venue")), "sequence", action="request_sequence_reset"
         )
-        self.message_user(request, f"{obj.venue}: sequence numbers requested; the holding worker applies them.")
 
-    def _request(self, request, queryset, action: str) -> None:
-        for session in queryset.select_related("venue"):
-            services.session_action_request(venue=session.venue, action=action, actor=actor_name(request.user))
-        self.message_user(request, f"{action} requested for {queryset.count()} session(s).")
-
-    @admin.action(description="Disconnect (log out, stay down until reconnect)", permissions=["change"])
-    def request_disconnect(self, request, queryset):
-        self._request(request, queryset, VenueSession.Action.DISCONNECT)
-
-    @admin.action(description="Reconnect (also clears a fatal stop)", permissions=["change"])
+    @admin.action(description="Reconnect (also clears a fatal stop)…", permissions=["operate"])
     def request_reconnect(self, request, queryset):
-        self._request(request, queryset, VenueSession.Action.RECONNECT)
+        return self._operate(request, list(queryset.select_related("venue")), "reconnect", action="request_reconnect")
+
+    @admin.action(description="Disconnect (log out, stay down until reconnect)…", permissions=["operate"])
+    def request_disconnect(self, request, queryset):
+        return self._operate(request, list(queryset.select_related("venue")), "disconnect", action="request_disconnect")
 
 
 @admin.register(FixMessageLog)

@@ -31,6 +31,7 @@ import weakref
 
 from django.conf import settings
 from django.db import close_old_connections, connection
+from django.utils import timezone
 
 from oms_site.celery import app as celery_app
 
@@ -45,6 +46,8 @@ logger = logging.getLogger(__name__)
 
 INBOX_APPLY_TASK = "orders.tasks.inbox_apply"
 VENUE_RECONCILE_TASK = "orders.tasks.venue_reconcile"
+END_OF_DAY_TASK = "orders.tasks.end_of_day"
+ROUTE_WAIT_EXPIRE_TASK = "orders.tasks.route_wait_expire"
 BACKOFF_MAX = 30.0
 OUTBOX_BATCH = 200
 CLEAN_ENDS = frozenset({"logout confirmed"})
@@ -188,6 +191,7 @@ class VenueRunner(threading.Thread):
         self.next_attempt = 0.0
         self.blocked = ""  # why we do not connect: fatal, stopped, disabled
         self.retired = False
+        self.venue = None  # the venue's settings as of the last poll (its schedule)
         self._apply_due = False
         self._stop_event = threading.Event()
         self._release = True
@@ -265,10 +269,13 @@ class VenueRunner(threading.Thread):
                     return
                 next_poll = now + self.host.lease_poll
             if self.sock is None:
-                if self.blocked or now < self.next_attempt:
+                if self.blocked or now < self.next_attempt or not self._in_session():
                     self._stop_event.wait(0.1)
                     continue
                 self._connect()
+                continue
+            if not self._in_session():
+                self._end_session()
                 continue
             self._pump(now)
         # A clean stop: log out politely while we still hold the lease.
@@ -285,20 +292,46 @@ class VenueRunner(threading.Thread):
                 self._logout_and_wait("venue disabled")
             self.retired = True
             return
+        self.venue = venue
         action = services.session_action_take(venue_id=self.venue_id, holder=self.host.holder_id, token=self.token)
         if action is not None:
             self._carry_out(action)
             session_row = selectors.venue_session_get(venue_id=self.venue_id)
         self.blocked = "fatal" if session_row.fatal else "stopped" if session_row.stopped else ""
 
+    def _in_session(self) -> bool:
+        """Inside the venue's session schedule (no schedule: always)."""
+        return self.venue is None or self.venue.schedule.is_open(timezone.now())
+
+    def _end_session(self) -> None:
+        """The schedule's end: log out, and close the venue's day (its DAY orders)."""
+        logger.info("FIX %s: end of session (%s); logging out", self.code, self.venue.schedule.describe())
+        self._logout_and_wait("end of session")
+        self.host.dispatcher.submit(END_OF_DAY_TASK, venue_code=self.code)
+
     def _carry_out(self, action: VenueSession) -> None:
-        logger.info("FIX %s: operator request %s by %s", self.code, action.requested_action, action.requested_by)
+        logger.info(
+            "FIX %s: operator request %s by %s: %s",
+            self.code,
+            action.requested_action,
+            action.requested_by,
+            action.requested_reason,
+        )
         if action.requested_action == VenueSession.Action.DISCONNECT:
             if self.sock is not None:
                 self._logout_and_wait(f"disconnected by operator {action.requested_by}")
         elif action.requested_action == VenueSession.Action.RECONNECT:
             if self.sock is not None:
                 self._logout_and_wait(f"reconnect requested by operator {action.requested_by}")
+            self.backoff, self.next_attempt = 1.0, 0.0
+        elif action.requested_action == VenueSession.Action.RESET_SEQUENCE:
+            # Both sides start again at 1: never inside a running session.
+            if self.sock is not None:
+                self._logout_and_wait(f"sequence reset by operator {action.requested_by}")
+            store = self.store or DbStore(
+                venue_id=self.venue_id, holder=self.host.holder_id, token=self.token, lease_ttl=self.host.lease_ttl
+            )
+            store.reset()
             self.backoff, self.next_attempt = 1.0, 0.0
         elif action.requested_action == VenueSession.Action.SET_SEQUENCE:
             store = self.store or DbStore(
@@ -308,9 +341,15 @@ class VenueRunner(threading.Thread):
                 store.set_next_sender_seq(action.requested_sender_seq)
             if action.requested_target_seq:
                 store.set_next_target_seq(action.requested_target_seq)
+            self.backoff, self.next_attempt = 1.0, 0.0
 
     def _connect(self) -> None:
-        venue = selectors.venue_session_get(venue_id=self.venue_id).venue
+        row = selectors.venue_session_get(venue_id=self.venue_id)
+        venue = row.venue
+        # The first logon of a scheduled session starts the sequence numbers again, on
+        # both sides (ResetSeqNumFlag=Y), as FIX engines do at the session start time.
+        started = venue.schedule.current_start(timezone.now())
+        new_session = started is not None and row.session_started_at != started
         self.next_attempt = time.monotonic() + self.backoff
         self.backoff = min(self.backoff * 2, BACKOFF_MAX)
         try:
@@ -333,7 +372,7 @@ class VenueRunner(threading.Thread):
                 target_comp_id=venue.target_comp_id,
                 heartbeat_interval=venue.heartbeat_interval,
                 role=Role.INITIATOR,
-                reset_on_logon=venue.reset_on_logon,
+                reset_on_logon=venue.reset_on_logon or new_session,
             ),
             store=self.store,
             app=self,
@@ -343,6 +382,11 @@ class VenueRunner(threading.Thread):
         )
         logger.info("FIX %s: connected to %s:%s, logging on", self.code, venue.host, venue.port)
         self.session.connection_made(_Transport(sock, self), time.monotonic())
+        if new_session:
+            logger.info("FIX %s: new session since %s: sequence numbers reset", self.code, started.isoformat())
+            services.session_fenced_update(
+                venue_id=self.venue_id, holder=self.host.holder_id, token=self.token, session_started_at=started
+            )
 
     def open_connection(self, host: str, port: int) -> socket.socket:
         # Short enough that the lease is renewed in time even when the venue hangs.
@@ -496,11 +540,20 @@ class VenueRunner(threading.Thread):
             status=VenueSession.Status.CONNECTED,
             logon=True,
         )
+        # Healthy again: the error shown on the session goes (it stays on the audit trail).
+        services.session_error_clear(venue_id=self.venue_id, holder=self.host.holder_id, token=self.token)
         # Ask the venue for the status of everything still working there.
         self.host.dispatcher.submit(VENUE_RECONCILE_TASK, venue_code=self.code)
 
     def on_logout(self, session: FixSession, reason: str) -> None:
         logger.info("FIX %s: session ended: %s", self.code, reason)
+        venue = self.venue
+        if venue is not None and (venue.reset_on_disconnect or (venue.reset_on_logout and reason in CLEAN_ENDS)):
+            try:
+                session.store.reset()
+                logger.info("FIX %s: sequence numbers reset after the session ended (venue setting)", self.code)
+            except LeaseLost:
+                logger.warning("FIX %s: lease lost; the sequence reset is left to the next holder", self.code)
         services.session_status_set(
             venue_id=self.venue_id,
             holder=self.host.holder_id,
@@ -542,6 +595,8 @@ class SessionHost:
         self.lease_renew = lease_renew or _setting("OMS_FIX_LEASE_RENEW", 2.0)
         self.lease_poll = lease_poll or _setting("OMS_FIX_LEASE_POLL", 1.0)
         self.sweep_every = sweep_every or _setting("OMS_FIX_INBOX_SWEEP", 60.0)
+        self.route_wait = _setting("OMS_ROUTE_WAIT_SECONDS", 60.0)
+        self.end_of_day_every = _setting("OMS_END_OF_DAY_EVERY", 60.0)
         self.discover_every = discover_every
         self.select_timeout = select_timeout
         self.runners: dict[int, VenueRunner] = {}
@@ -576,7 +631,7 @@ class SessionHost:
 
     def _run(self) -> None:
         logger.info("FIX session host %s starting", self.holder_id)
-        next_sweep = 0.0
+        next_sweep = next_day_check = 0.0
         try:
             while not self._stop_event.is_set():
                 close_old_connections()
@@ -585,6 +640,11 @@ class SessionHost:
                     if time.monotonic() >= next_sweep:
                         inbox_sweep(self.dispatcher.submit)
                         next_sweep = time.monotonic() + self.sweep_every
+                    if selectors.outbox_waiting_overdue_exists(wait_seconds=self.route_wait):
+                        self.dispatcher.submit(ROUTE_WAIT_EXPIRE_TASK)
+                    if time.monotonic() >= next_day_check:
+                        self.dispatcher.submit(END_OF_DAY_TASK)
+                        next_day_check = time.monotonic() + self.end_of_day_every
                 except Exception:
                     logger.exception("FIX session host %s: housekeeping failed", self.holder_id)
                 self._stop_event.wait(self.discover_every)

@@ -1,6 +1,24 @@
+from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils.functional import cached_property
+
+from .schedule import WEEKDAYS, Schedule, parse_days, time_zone
+
+
+def validate_time_zone(value: str) -> None:
+    try:
+        time_zone(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def validate_days(value: str) -> None:
+    try:
+        parse_days(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
 
 
 class Venue(models.Model):
@@ -21,7 +39,24 @@ class Venue(models.Model):
     heartbeat_interval = models.PositiveIntegerField(
         default=30, validators=[MinValueValidator(1), MaxValueValidator(3600)]
     )
-    reset_on_logon = models.BooleanField(default=False)
+    reset_on_logon = models.BooleanField(
+        default=False, help_text="reset both sequence numbers at every logon (sends ResetSeqNumFlag=Y)"
+    )
+    reset_on_logout = models.BooleanField(default=False, help_text="reset sequence numbers after a clean logout")
+    reset_on_disconnect = models.BooleanField(
+        default=False, help_text="reset sequence numbers whenever the connection ends"
+    )
+    # The session schedule (routing.schedule): none of start and end means always open.
+    # Sequence numbers reset at the start of each session; outside it the venue is
+    # closed (no logon attempts, orders refused) and its DAY orders end at its end.
+    session_start = models.TimeField(null=True, blank=True, help_text="local time the session opens")
+    session_end = models.TimeField(null=True, blank=True, help_text="local time the session ends (the venue's day)")
+    session_time_zone = models.CharField(
+        max_length=64, default="UTC", validators=[validate_time_zone], help_text="IANA name, e.g. America/New_York"
+    )
+    trading_days = models.CharField(
+        max_length=40, default=WEEKDAYS, validators=[validate_days], help_text="e.g. Mon-Fri or Mon,Tue,Wed"
+    )
     enabled = models.BooleanField(default=True)
     # Routing attributes: an empty list means "any".
     asset_classes = models.JSONField(default=list, blank=True)
@@ -34,6 +69,16 @@ class Venue(models.Model):
 
     def __str__(self) -> str:
         return self.code
+
+    def clean(self) -> None:
+        if (self.session_start is None) != (self.session_end is None):
+            raise ValidationError(
+                {"session_end" if self.session_end is None else "session_start": "Give both start and end, or neither."}
+            )
+
+    @cached_property
+    def schedule(self) -> Schedule:
+        return Schedule.of(self)
 
     def takes(self, *, asset_class: str, symbol: str, currency: str) -> bool:
         return (
@@ -87,6 +132,7 @@ class VenueSession(models.Model):
         DISCONNECT = "disconnect", "Disconnect (log out and stay down)"
         RECONNECT = "reconnect", "Reconnect (clears a fatal error or a disconnect)"
         SET_SEQUENCE = "set_sequence", "Set sequence numbers"
+        RESET_SEQUENCE = "reset", "Reset sequence numbers (both to 1, new generations)"
 
     venue = models.OneToOneField(Venue, on_delete=models.PROTECT, related_name="session")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.DISCONNECTED)
@@ -110,10 +156,21 @@ class VenueSession(models.Model):
     requested_target_seq = models.PositiveIntegerField(null=True, blank=True)
     requested_by = models.CharField(max_length=150, blank=True)
     requested_at = models.DateTimeField(null=True, blank=True)
+    requested_reason = models.TextField(blank=True, help_text="why the operator asked (also on the audit trail)")
+    # The scheduled session the sequence numbers belong to (its start, UTC): a logon in
+    # a later session resets them first. Null: no schedule, or not logged on yet.
+    session_started_at = models.DateTimeField(null=True, blank=True)
+    # Since when new orders could not go out (logged off, or the holder's lease ran
+    # out); null while logged on. Orders wait for the session up to
+    # OMS_ROUTE_WAIT_SECONDS, then are rejected naming this time.
+    unavailable_since = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         verbose_name = "FIX session"
+        # Middle office operates sessions (with a reason, audited) without the right to
+        # edit the row itself.
+        permissions = [("operate_venuesession", "Can reset, reconnect and disconnect a FIX session")]
 
     def __str__(self) -> str:
         return f"{self.venue_id} {self.status}"

@@ -1,50 +1,123 @@
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 
-from django.db.models import Q
-from django.db.models.functions import Now
+from django.utils import timezone
 
 from .models import InboundMessage, OutboundMessage, Venue, VenueSession
 
 
 def venue_get_enabled(*, code: str) -> Venue | None:
-    return Venue.objects.filter(code=code, enabled=True).first()
+    return Venue.objects.filter(code=code, enabled=True).select_related("session").first()
 
 
 def venues_get_enabled(*, codes: Iterable[str]) -> dict[str, Venue]:
-    return {venue.code: venue for venue in Venue.objects.filter(code__in=set(codes), enabled=True)}
-
-
-def _routable() -> Q:
-    """A venue takes new orders when it is enabled and its FIX session is up: logged on
-    by a worker whose lease is live. A venue no worker has contended for yet (no
-    session row: hosting not started, or a fresh install) is routable too: its orders
-    wait in the outbox and go out at the first logon. Once hosting has seen the venue,
-    "not connected" means "skip it" (DESIGN: disconnected venues are skipped)."""
-    return Q(enabled=True) & (
-        Q(session__isnull=True) | Q(session__status=VenueSession.Status.CONNECTED, session__lease_expires_at__gt=Now())
-    )
+    venues = Venue.objects.filter(code__in=set(codes), enabled=True).select_related("session")
+    return {venue.code: venue for venue in venues}
 
 
 def venues_routable() -> list[Venue]:
-    """The venues that take new orders now, best priority first (what the router
-    chooses from; a basket reads them once for all its lines)."""
-    return list(Venue.objects.filter(_routable()).order_by("priority", "code"))
+    """The enabled venues with their session rows, best priority first: what the
+    router chooses from (a basket reads them once for all its lines)."""
+    return list(Venue.objects.filter(enabled=True).select_related("session").order_by("priority", "code"))
 
 
-def venue_pick(venues: Iterable[Venue], *, asset_class: str, symbol: str, currency: str) -> Venue | None:
-    """The first of ``venues`` whose routing attributes take the order, or None."""
-    for venue in venues:
-        if venue.takes(asset_class=asset_class, symbol=symbol, currency=currency):
-            return venue
+def _session(venue: Venue) -> VenueSession | None:
+    try:
+        return venue.session
+    except VenueSession.DoesNotExist:
+        return None
+
+
+def venue_is_up(venue: Venue, now: dt.datetime) -> bool:
+    """Logged on by a worker whose lease is live, or never hosted yet (a fresh install:
+    its orders wait in the outbox for the first logon)."""
+    session = _session(venue)
+    if session is None:
+        return True
+    return session.status == VenueSession.Status.CONNECTED and (
+        session.lease_expires_at is not None and session.lease_expires_at > now
+    )
+
+
+def venue_down_for_good(venue: Venue) -> str | None:
+    """Why the venue's session will not come back by itself (stopped by an operator,
+    or a fatal error only an operator can clear), else None."""
+    session = _session(venue)
+    if session is None:
+        return None
+    if session.fatal:
+        return "its FIX session stopped on an error an operator must clear"
+    if session.stopped:
+        return "its FIX session was disconnected by an operator"
     return None
 
 
+def venue_down_since(venue: Venue, now: dt.datetime) -> dt.datetime:
+    """Since when the venue has not taken orders: when it logged off, or when its
+    holder's lease ran out (a worker that died while logged on)."""
+    session = _session(venue)
+    if session is None:
+        return now
+    if session.unavailable_since is not None:
+        return session.unavailable_since
+    if session.lease_expires_at is not None and session.lease_expires_at <= now:
+        return session.lease_expires_at
+    return session.updated_at or now
+
+
+def venue_route(
+    venues: Iterable[Venue], *, asset_class: str, symbol: str, currency: str, now: dt.datetime | None = None
+) -> tuple[Venue | None, str | None]:
+    """The router: (venue, None) or (None, why not). Among ``venues`` (best priority
+    first) that take the order: the first that is open and logged on; else the first
+    that is open with its session coming back (the order waits in the outbox for it,
+    up to ``OMS_ROUTE_WAIT_SECONDS``); else a refusal naming why: closed outside its
+    session schedule, down until an operator acts, or "no route"."""
+    now = now or timezone.now()
+    taking = [v for v in venues if v.takes(asset_class=asset_class, symbol=symbol, currency=currency)]
+    open_ = [v for v in taking if v.schedule.is_open(now)]
+    for venue in open_:
+        if venue_is_up(venue, now):
+            return venue, None
+    for venue in open_:
+        if venue_down_for_good(venue) is None:
+            return venue, None
+    if open_:
+        return None, venue_unavailable_reason(open_[0], now)
+    if taking:
+        return None, venue_closed_reason(taking[0], now)
+    return None, "no route"
+
+
+def venue_refusal(venue: Venue, now: dt.datetime | None = None) -> str | None:
+    """Why an order the trader sent to ``venue`` cannot go there (closed, or down until
+    an operator acts), else None: it goes out now or waits for the session."""
+    now = now or timezone.now()
+    if not venue.schedule.is_open(now):
+        return venue_closed_reason(venue, now)
+    if not venue_is_up(venue, now) and venue_down_for_good(venue) is not None:
+        return venue_unavailable_reason(venue, now)
+    return None
+
+
+def venue_closed_reason(venue: Venue, now: dt.datetime) -> str:
+    schedule = venue.schedule
+    opens = schedule.next_open(now)
+    reopens = f"; opens {opens:%Y-%m-%d %H:%M} UTC" if opens else ""
+    return f"venue {venue.code} closed (session {schedule.describe()}{reopens})"
+
+
+def venue_unavailable_reason(venue: Venue, now: dt.datetime) -> str:
+    since = venue_down_since(venue, now)
+    why = venue_down_for_good(venue)
+    return f"venue {venue.code} unavailable since {since:%Y-%m-%d %H:%M:%S} UTC" + (f": {why}" if why else "")
+
+
 def venue_choose(*, asset_class: str, symbol: str, currency: str) -> Venue | None:
-    """The router: the routable venue of best priority whose routing attributes take
-    the order, or None when nothing does ("no route")."""
-    return venue_pick(venues_routable(), asset_class=asset_class, symbol=symbol, currency=currency)
+    """The venue the router would choose now, or None (see ``venue_route``)."""
+    return venue_route(venues_routable(), asset_class=asset_class, symbol=symbol, currency=currency)[0]
 
 
 def venues_to_host() -> list[tuple[int, str]]:
@@ -79,6 +152,15 @@ def outbox_pending_order_ids(*, venue_id: int):
     """A lazy queryset of order ids, meant as a subquery (``pk__in``) so the caller's
     one statement sees the outbox and its orders in the same snapshot."""
     return OutboundMessage.objects.filter(venue_id=venue_id, state=OutboundMessage.State.PENDING).values("order_id")
+
+
+def outbox_waiting_overdue_exists(*, wait_seconds: float) -> bool:
+    """Is any NewOrderSingle still unsent after ``wait_seconds``? (Its order may be
+    waiting for a session that is not coming back in time.)"""
+    cutoff = timezone.now() - dt.timedelta(seconds=wait_seconds)
+    return OutboundMessage.objects.filter(
+        state=OutboundMessage.State.PENDING, msg_type="D", created_at__lt=cutoff
+    ).exists()
 
 
 def outbox_pending_ids(*, venue_id: int, limit: int) -> list[int]:

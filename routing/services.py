@@ -14,12 +14,13 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import DateTimeField, ExpressionWrapper, F, Q
-from django.db.models.functions import Now
+from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
 from audit.reference import reference_save
 from audit.services import audit_event_record
 from oms_site.db import rows_insert
+from oms_site.errors import InvalidInput
 
 from .models import FixMessageLog, InboundMessage, OutboundMessage, Venue, VenueSession
 
@@ -80,6 +81,16 @@ def outbox_message_withdraw(*, order_id: int, cl_ord_id: str) -> bool:
     )
 
 
+def outbox_messages_withdraw_for_order(*, order_id: int) -> list[str]:
+    """Withdraw every message for the order that has not been sent yet (an order
+    closed locally): each through ``outbox_message_withdraw``'s compare-and-swap, so a
+    message the session has claimed meanwhile is not counted. Returns the ClOrdIDs
+    withdrawn."""
+    pending = OutboundMessage.objects.filter(order_id=order_id, state=OutboundMessage.State.PENDING)
+    cl_ord_ids = list(dict.fromkeys(pending.order_by("id").values_list("cl_ord_id", flat=True)))
+    return [cl_ord_id for cl_ord_id in cl_ord_ids if outbox_message_withdraw(order_id=order_id, cl_ord_id=cl_ord_id)]
+
+
 # ----------------------------------------------------------------------------- lease
 def _fenced(*, venue_id: int, holder: str, token: int):
     """The session row, only while ``holder`` holds the lease with ``token``."""
@@ -107,6 +118,8 @@ def session_lease_acquire(*, venue_id: int, holder: str, ttl: float) -> int | No
                 fencing_token=F("fencing_token") + 1,
                 lease_expires_at=lease_extension(ttl),
                 status=VenueSession.Status.DISCONNECTED,
+                # Down since the old holder's lease ran out (it died), or since now.
+                unavailable_since=Coalesce(F("unavailable_since"), F("lease_expires_at"), Now()),
                 updated_at=Now(),
             )
         )
@@ -125,7 +138,10 @@ def session_lease_renew(*, venue_id: int, holder: str, token: int, ttl: float) -
 def session_lease_release(*, venue_id: int, holder: str, token: int) -> None:
     """Give the lease up on a clean stop, so another worker takes over at once."""
     VenueSession.objects.filter(venue_id=venue_id, holder=holder, fencing_token=token).update(
-        holder="", lease_expires_at=None, status=VenueSession.Status.DISCONNECTED
+        holder="",
+        lease_expires_at=None,
+        status=VenueSession.Status.DISCONNECTED,
+        unavailable_since=Coalesce(F("unavailable_since"), Now()),
     )
 
 
@@ -150,7 +166,9 @@ def session_status_set(
 ) -> None:
     values: dict[str, Any] = {"status": status}
     if logon:
-        values["last_logon_at"] = timezone.now()
+        values.update(last_logon_at=timezone.now(), unavailable_since=None)
+    elif status != VenueSession.Status.CONNECTED:
+        values["unavailable_since"] = Coalesce(F("unavailable_since"), Now())
     if error:
         values.update(last_error=error[:2000], last_error_at=timezone.now())
     VenueSession.objects.filter(venue_id=venue_id, holder=holder, fencing_token=token).update(**values)
@@ -184,36 +202,76 @@ def session_fatal_mark(*, venue_id: int, holder: str, token: int, reason: str) -
     logger.error("FIX session %s: FATAL, not reconnecting until an operator does: %s", session.venue.code, reason)
 
 
+SEQUENCE_ACTIONS = frozenset({VenueSession.Action.SET_SEQUENCE, VenueSession.Action.RESET_SEQUENCE})
+SESSION_ACTIONS = frozenset({VenueSession.Action.DISCONNECT, VenueSession.Action.RECONNECT, *SEQUENCE_ACTIONS})
+
+
 def session_action_request(
     *,
     venue: Venue,
     action: str,
     actor: str,
+    reason: str,
     sender_seq: int | None = None,
     target_seq: int | None = None,
+    reconnect: bool = False,
 ) -> VenueSession:
-    """An operator's request (admin): the worker holding the session carries it out,
-    because only it holds the socket. ``reconnect`` also clears a fatal stop, so a
-    new holder connects even if the old one is gone."""
-    if action not in (VenueSession.Action.DISCONNECT, VenueSession.Action.RECONNECT, VenueSession.Action.SET_SEQUENCE):
-        raise ValueError(f"unknown action {action!r}")
-    if action == VenueSession.Action.SET_SEQUENCE and not (sender_seq or target_seq):
-        raise ValueError("set_sequence needs a sender and/or target sequence number of at least 1")
+    """An operator's request (admin), with the reason, audited with who and why in the
+    same transaction: the worker holding the session carries it out, because only it
+    holds the socket.
+
+    - ``disconnect``: log out and stay down until a reconnect;
+    - ``reconnect``: log out if connected and log on again; clears a fatal stop and a
+      disconnect, so a new holder connects even if the old one is gone;
+    - ``reset``: both sequence numbers back to 1 in new generations (a FIX sequence
+      reset; a running session logs out first), e.g. after the venue lost its state;
+    - ``set_sequence``: the next sender and/or target number as given.
+
+    ``reconnect=True`` with a sequence change also clears a fatal stop or a
+    disconnect, so the session logs on with the new numbers. There is one request slot
+    per session: a new request replaces a pending one, except that a reconnect filed
+    while a sequence change waits keeps it (the numbers change, then the session logs
+    on), so "reset, then reconnect" never loses the reset."""
+    reason = (reason or "").strip()
+    if action not in SESSION_ACTIONS:
+        raise InvalidInput(f"Unknown session action {action!r}.", details={"action": [action]})
+    if not reason:
+        raise InvalidInput("Give the reason for the request.", details={"reason": ["This field is required."]})
+    if action == VenueSession.Action.SET_SEQUENCE:
+        if not (sender_seq or target_seq):
+            raise InvalidInput(
+                "Give the next sender and/or target sequence number.",
+                details={"non_field_errors": ["Give a next sender and/or target sequence number of at least 1."]},
+            )
+        if any(seq is not None and seq < 1 for seq in (sender_seq, target_seq)):
+            raise InvalidInput("Sequence numbers start at 1.", details={"non_field_errors": ["Must be at least 1."]})
     venue_session_ensure(venue_id=venue.pk)
     with transaction.atomic():
         session = VenueSession.objects.select_for_update().get(venue=venue)
         before = _session_snapshot(session)
-        session.requested_action = action
-        session.requested_sender_seq = sender_seq if action == VenueSession.Action.SET_SEQUENCE else None
-        session.requested_target_seq = target_seq if action == VenueSession.Action.SET_SEQUENCE else None
-        session.requested_by = actor
-        session.requested_at = timezone.now()
-        if action == VenueSession.Action.RECONNECT:
+        keeps_pending = action == VenueSession.Action.RECONNECT and session.requested_action in SEQUENCE_ACTIONS
+        if not keeps_pending:
+            session.requested_action = action
+            session.requested_sender_seq = sender_seq if action == VenueSession.Action.SET_SEQUENCE else None
+            session.requested_target_seq = target_seq if action == VenueSession.Action.SET_SEQUENCE else None
+            session.requested_by = actor
+            session.requested_at = timezone.now()
+            session.requested_reason = reason
+        if action == VenueSession.Action.RECONNECT or (action in SEQUENCE_ACTIONS and reconnect):
             session.fatal = False
             session.stopped = False
         elif action == VenueSession.Action.DISCONNECT:
             session.stopped = True
         session.save()
+        details: dict[str, Any] = {"reason": reason, "error": before["last_error"]}
+        if action in SEQUENCE_ACTIONS:
+            details["reconnect"] = reconnect
+        if action == VenueSession.Action.SET_SEQUENCE:
+            details.update(sender_seq=sender_seq, target_seq=target_seq)
+        if keeps_pending:
+            details["kept_pending"] = before["requested_action"]
+        elif before["requested_action"]:
+            details["replaced_pending"] = before["requested_action"]
         audit_event_record(
             actor=actor,
             action=f"venue.session_{action}_requested",
@@ -221,8 +279,40 @@ def session_action_request(
             object_id=venue.code,
             before=before,
             after=_session_snapshot(session),
+            details=details,
         )
+    logger.info("FIX %s: %s requested by %s: %s", venue.code, action, actor, reason)
     return session
+
+
+def session_error_clear(*, venue_id: int, holder: str, token: int) -> bool:
+    """The session logged on: it is healthy again, so the error shown on it (and a
+    fatal mark) is cleared. The error stays on record: the audit event
+    "venue.session_recovered" keeps its text and time, in the same transaction.
+    Returns whether there was anything to clear."""
+    with transaction.atomic():
+        session = _fenced(venue_id=venue_id, holder=holder, token=token).select_for_update().first()
+        if session is None:
+            raise LeaseLost(f"venue {venue_id}: lease lost by {holder}")
+        if not (session.last_error or session.last_error_at or session.fatal):
+            return False
+        code = Venue.objects.filter(pk=venue_id).values_list("code", flat=True).get()
+        audit_event_record(
+            actor=f"system:fix-host:{holder}",
+            action="venue.session_recovered",
+            object_type="venue",
+            object_id=code,
+            details={
+                "cleared_error": session.last_error,
+                "error_at": session.last_error_at,
+                "was_fatal": session.fatal,
+                "fencing_token": token,
+            },
+        )
+        session.last_error, session.last_error_at, session.fatal = "", None, False
+        session.save(update_fields=["last_error", "last_error_at", "fatal", "updated_at"])
+    logger.info("FIX %s: logged on; the session's error is cleared", code)
+    return True
 
 
 def session_action_take(*, venue_id: int, holder: str, token: int) -> VenueSession | None:
@@ -252,6 +342,7 @@ def _session_snapshot(session: VenueSession) -> dict[str, Any]:
         "requested_action": session.requested_action,
         "requested_sender_seq": session.requested_sender_seq,
         "requested_target_seq": session.requested_target_seq,
+        "last_error": session.last_error,
     }
 
 
@@ -348,6 +439,12 @@ VENUE_CONFIG_FIELDS = (
     "fix_version",
     "heartbeat_interval",
     "reset_on_logon",
+    "reset_on_logout",
+    "reset_on_disconnect",
+    "session_start",
+    "session_end",
+    "session_time_zone",
+    "trading_days",
     "enabled",
 )
 
@@ -365,14 +462,17 @@ def venue_save(
     )
 
 
-def venue_configure(*, code: str, actor: str, **values: Any) -> tuple[Venue, bool]:
+def venue_configure(*, code: str, actor: str, always_open: bool = False, **values: Any) -> tuple[Venue, bool]:
     """Create or update a venue's connection settings (the ``configure_venue``
-    command): only the settings given (not None) change; a new venue needs its address
-    and CompIDs and is named by its code."""
+    command): only the settings given (not None) change, and ``always_open`` clears the
+    session schedule; a new venue needs its address and CompIDs and is named by its
+    code."""
     unknown = set(values) - set(VENUE_CONFIG_FIELDS)
     if unknown:
         raise ValueError(f"unknown venue settings: {', '.join(sorted(unknown))}")
     given = {field: value for field, value in values.items() if value is not None}
+    if always_open:
+        given.update(session_start=None, session_end=None)
     with transaction.atomic():
         if not Venue.objects.select_for_update().filter(code=code).exists():
             missing = [f for f in ("host", "port", "sender_comp_id", "target_comp_id") if f not in given]

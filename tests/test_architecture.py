@@ -107,7 +107,20 @@ def test_audit_imports_no_domain_app(path):
     assert not {m for m in imported if _app(m) in DOMAIN_APPS}, f"{_where(path)} imports a domain app"
 
 
-@pytest.mark.parametrize("name", ["errors.py", "commands.py", "roles.py", "celery.py", "db.py"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "errors.py",
+        "commands.py",
+        "roles.py",
+        "celery.py",
+        "db.py",
+        "health.py",
+        "hardening.py",
+        "parsers.py",
+        "lockout.py",
+    ],
+)
 def test_site_library_modules_import_no_app(name):
     imported = {module for module, _ in _imports(ROOT / "oms_site" / name)}
     assert not {m for m in imported if _app(m) in APPS and _app(m) != "oms_site"}, f"oms_site/{name} imports an app"

@@ -45,7 +45,9 @@ class RestrictedEntryListCreateApi(GenericAPIView):
 
     @extend_schema(parameters=[RestrictedEntryFilterSerializer], responses=RestrictedEntrySerializer(many=True))
     def get(self, request):
-        filters = RestrictedEntryFilterSerializer(data=request.query_params)
+        # A plain dict: DRF reads an empty form value (``?symbol=``) as not given;
+        # the schema says a filter, when given, is valid, so an empty one is a 400.
+        filters = RestrictedEntryFilterSerializer(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)
         entries = selectors.restricted_entry_list(
             active=filters.validated_data.get("active"),
@@ -124,7 +126,7 @@ class OverrideListApi(GenericAPIView):
 
     @extend_schema(parameters=[OverrideFilterSerializer], responses=OverrideRequestSerializer(many=True))
     def get(self, request):
-        filters = OverrideFilterSerializer(data=request.query_params)
+        filters = OverrideFilterSerializer(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)
         page = self.paginate_queryset(selectors.override_list(status=filters.validated_data.get("status")))
         return self.get_paginated_response(OverrideRequestSerializer(page, many=True).data)

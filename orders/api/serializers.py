@@ -6,7 +6,7 @@ from compliance.models import ComplianceResult, Outcome
 
 from ..models import Basket, Execution, Order, OrderStatus, OrderType, Position, Side, TimeInForce
 from ..selectors import order_executions_shown
-from ..services import BASKET_MAX_LINES
+from ..services import BASKET_MAX_LINES, LOCAL_CLOSE_STATUSES
 
 PRICE = {"max_digits": 18, "decimal_places": 8}
 
@@ -62,6 +62,17 @@ class OrderCheckSerializer(serializers.Serializer):
 class OrderAmendInputSerializer(serializers.Serializer):
     quantity = serializers.IntegerField(min_value=1, required=False)
     limit_price = serializers.DecimalField(**PRICE, required=False)
+
+
+class OrderCloseInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        max_length=2000, help_text="why the venue no longer knows the order; recorded on its audit trail"
+    )
+    status = serializers.ChoiceField(
+        choices=list(LOCAL_CLOSE_STATUSES),
+        default=OrderStatus.CANCELLED,
+        help_text="the status the order ends in",
+    )
 
 
 class OrderFilterSerializer(serializers.Serializer):

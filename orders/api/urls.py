@@ -8,6 +8,7 @@ urlpatterns = [
     path("orders/<int:order_id>/", views.OrderDetailApi.as_view(), name="order-detail"),
     path("orders/<int:order_id>/cancel/", views.OrderCancelApi.as_view(), name="order-cancel"),
     path("orders/<int:order_id>/amend/", views.OrderAmendApi.as_view(), name="order-amend"),
+    path("orders/<int:order_id>/close/", views.OrderCloseApi.as_view(), name="order-close"),
     path("orders/<int:order_id>/audit/", views.OrderAuditApi.as_view(), name="order-audit"),
     path("baskets/", views.BasketListCreateApi.as_view(), name="basket-list"),
     path("baskets/<int:basket_id>/", views.BasketDetailApi.as_view(), name="basket-detail"),

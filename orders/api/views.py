@@ -7,6 +7,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit.selectors import audit_events_for_object
+from audit.services import actor_name
+from oms_site.errors import NotPermitted
 
 from .. import selectors, services
 from ..models import Basket, Execution, Order, Origin, Position
@@ -20,6 +22,7 @@ from .serializers import (
     OrderAmendInputSerializer,
     OrderCheckInputSerializer,
     OrderCheckSerializer,
+    OrderCloseInputSerializer,
     OrderCreateInputSerializer,
     OrderDetailSerializer,
     OrderFilterSerializer,
@@ -44,7 +47,9 @@ class OrderListCreateApi(GenericAPIView):
 
     @extend_schema(parameters=[OrderFilterSerializer], responses=OrderSerializer(many=True))
     def get(self, request):
-        filters = OrderFilterSerializer(data=request.query_params)
+        # A plain dict: DRF reads an empty form value (``?symbol=``) as not given;
+        # the schema says a filter, when given, is valid, so an empty one is a 400.
+        filters = OrderFilterSerializer(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)
         orders = selectors.order_list(user=request.user, filters=filters.validated_data).prefetch_related(
             "compliance_verdicts"
@@ -103,6 +108,37 @@ class OrderAmendApi(APIView):
         data.is_valid(raise_exception=True)
         order = services.order_amend(user=request.user, order_id=order_id, **data.validated_data)
         return Response(_order_detail(order.pk, request.user), status=status.HTTP_202_ACCEPTED)
+
+
+class OrderCloseApi(APIView):
+    @extend_schema(
+        summary="Close an order the venue no longer knows (middle office)",
+        description="Ends a working order here without a message to the venue (it lost the order, e.g. after a "
+        "restart), as cancelled or done for the day, keeping its fills; its working exposure and locate are "
+        "released, and the reason is on its audit trail. A fill the venue still reports is applied. Middle office "
+        "and superusers only.",
+        request=OrderCloseInputSerializer,
+        responses={
+            200: OrderDetailSerializer,
+            400: OpenApiResponse(description="no reason, or a status other than cancelled / done_for_day"),
+            403: OpenApiResponse(description="not middle office"),
+            404: OpenApiResponse(description="no such order"),
+            409: OpenApiResponse(description="the order is not working (already ended, or never sent)"),
+        },
+    )
+    def post(self, request, order_id: int):
+        if not request.user.has_perm("orders.close_order_locally"):
+            raise NotPermitted("Only middle office may close an order locally.")
+        data = OrderCloseInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        selectors.order_get_for_user(user=request.user, order_id=order_id)  # 404 if not visible
+        order = services.order_close_locally(
+            order_id=order_id,
+            actor=actor_name(request.user),
+            reason=data.validated_data["reason"],
+            final_status=data.validated_data["status"],
+        )
+        return Response(_order_detail(order.pk, request.user))
 
 
 class OrderAuditApi(APIView):

@@ -95,6 +95,18 @@ ORD_REJ_REASONS = {
 }
 
 
+def venue_reject_reason(tags: dict[int, str]) -> str:
+    """Why the venue rejected an order: its Text (58), else its OrdRejReason (103)."""
+    text = tags.get(58, "").strip()
+    if text:
+        return text
+    code = tags.get(103, "").strip()
+    if not code:
+        return "Rejected by venue"
+    name = ORD_REJ_REASONS.get(code)
+    return f"Rejected by venue: {name} (OrdRejReason {code})" if name else f"Rejected by venue (OrdRejReason {code})"
+
+
 @dataclass(frozen=True)
 class ApplyResult:
     outcome: str  # applied | duplicate | recorded | overfill | unknown_order
@@ -448,7 +460,7 @@ class ReportBatch(BatchState):
                     OrderFlag.Kind.UNEXPECTED_MESSAGE,
                     f"Venue rejected a duplicate of this order (OrdStatus {tags.get(39)}); the order stands.",
                 )
-            order.reject_reason = tags.get(58) or ORD_REJ_REASONS.get(tags.get(103, ""), "Rejected by venue")
+            order.reject_reason = venue_reject_reason(tags)
             self._resolve_pending(order, state=OrderRequest.State.SUPERSEDED)
             target = S.REJECTED
         elif exec_type == "C":
@@ -461,6 +473,16 @@ class ReportBatch(BatchState):
             if ord_status not in ("A", "8", ""):
                 order.acknowledged = True
             if ord_status in ORD_STATUS_TERMINAL and ORD_STATUS_TERMINAL[ord_status] != status:
+                if ord_status == "8":
+                    if order.filled_quantity:
+                        # Fills stand: the venue lost the order (a restart), it did not
+                        # reject it. Middle office closes it locally.
+                        raise _Refusal(
+                            OrderFlag.Kind.VENUE_UNKNOWN_ORDER,
+                            f"Venue answers the status request with Rejected ({venue_reject_reason(tags)}) for an "
+                            "order with fills: if it no longer works there, close it locally.",
+                        )
+                    order.reject_reason = venue_reject_reason(tags)
                 if ORD_STATUS_TERMINAL[ord_status] != S.DONE_FOR_DAY:
                     self._resolve_pending(order, state=OrderRequest.State.SUPERSEDED)
                 target = ORD_STATUS_TERMINAL[ord_status]
@@ -542,10 +564,13 @@ class ReportBatch(BatchState):
             },
         )
         if reason_code == "1" and order.status in LIVE_STATUSES:
+            # The order went back to its status (FIX), but the venue may have lost it
+            # (a restart): nothing will ever end it unless middle office closes it.
             self.flag(
                 order,
-                kind=OrderFlag.Kind.UNKNOWN_REQUEST,
-                message="Venue does not know the order (CxlRejReason 1).",
+                kind=OrderFlag.Kind.VENUE_UNKNOWN_ORDER,
+                message=f"Venue does not know the order (CxlRejReason 1: {reason}): "
+                "if it no longer works there, close it locally.",
                 details={"message": tags},
             )
         return ApplyResult("applied", order.pk, order.status)

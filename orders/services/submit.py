@@ -418,21 +418,23 @@ def order_route(
     switches: list | None = None,
 ) -> None:
     """Choose the venue (unless the trader did) and queue the NewOrderSingle, or
-    reject: "no route", or a kill switch on the venue the router chose. ``venues``:
+    reject: "no route", a venue closed or down until an operator acts
+    (``routing.selectors.venue_route``), or a kill switch on the venue chosen. An order
+    for a venue whose session is coming back waits in the outbox (``pending_new``). ``venues``:
     the routable venues when the caller has read them already (a basket);
     ``switches``: the active kill switches compliance read in this transaction."""
     writes = writes or SubmitWrites()
     security = order.security
-    venue = order.venue or routing_selectors.venue_pick(
-        routing_selectors.venues_routable() if venues is None else venues,
-        asset_class=security.asset_class,
-        symbol=security.symbol,
-        currency=security.currency,
-    )
-    refusal = None
-    if venue is None:
-        refusal = "no route"
-    elif (switch := _venue_switch(venue, switches)) is not None:
+    if order.venue is not None:
+        venue, refusal = order.venue, routing_selectors.venue_refusal(order.venue)
+    else:
+        venue, refusal = routing_selectors.venue_route(
+            routing_selectors.venues_routable() if venues is None else venues,
+            asset_class=security.asset_class,
+            symbol=security.symbol,
+            currency=security.currency,
+        )
+    if refusal is None and (switch := _venue_switch(venue, switches)) is not None:
         refusal = f"Kill switch on (venue {venue.code}): {switch.reason}"
     if refusal is not None:
         order.reject_reason = refusal

@@ -247,6 +247,8 @@ def venue_form(**overrides) -> dict:
         "symbols": "[]",
         "currencies": '["USD"]',
         "priority": "100",
+        "session_time_zone": "UTC",
+        "trading_days": "Mon,Tue,Wed,Thu,Fri",
     }
     data.update(overrides)
     return data

@@ -505,7 +505,7 @@ def test_B_1_e_cancel_request_crosses_the_acknowledgement(play_matrix):
 B_1_f = [
     buy("0", "New Order(X) 10000 (never reached the venue)", E(PN, 0, 10000, 10000)),
     buy("1", "Cancel Request(Y,X)", E(PC, 0, 10000, 10000), CancelRequest),
-    rej("2", "Y,X", "Rejected", E(PN, 0, 10000, 10000), reason="1", order_id="NONE", flags=("unknown_request",)),
+    rej("2", "Y,X", "Rejected", E(PN, 0, 10000, 10000), reason="1", order_id="NONE", flags=("venue_unknown_order",)),
 ]
 
 

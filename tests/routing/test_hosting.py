@@ -242,10 +242,12 @@ def test_a_too_low_msg_seq_num_is_fatal_and_stops_reconnecting_until_an_operator
     assert acceptor.connections == 1
     assert selectors.venue_choose(asset_class="EQUITY", symbol="AAPL", currency="USD") is None
 
-    services.session_action_request(venue=sim, action="set_sequence", actor="ops", target_seq=acceptor.store.sender_seq)
+    services.session_action_request(
+        venue=sim, action="set_sequence", actor="ops", reason="test", target_seq=acceptor.store.sender_seq
+    )
     wait_for(lambda: session_row(sim).requested_action == "", what="set_sequence taken")
     assert session_row(sim).next_target_seq == acceptor.store.sender_seq
-    services.session_action_request(venue=sim, action="reconnect", actor="ops")
+    services.session_action_request(venue=sim, action="reconnect", actor="ops", reason="test")
     wait_for(lambda: connected(sim), what="logon after the operator's reconnect")
     assert not session_row(sim).fatal
     assert acceptor.connections == 2
@@ -255,11 +257,11 @@ def test_a_too_low_msg_seq_num_is_fatal_and_stops_reconnecting_until_an_operator
 def test_operator_disconnect_logs_out_and_stays_down(eager, acceptor, sim, hosts):
     hosts()
     wait_for(lambda: connected(sim), what="logon")
-    services.session_action_request(venue=sim, action="disconnect", actor="ops")
+    services.session_action_request(venue=sim, action="disconnect", actor="ops", reason="test")
     wait_for(lambda: session_row(sim).status == "disconnected", what="logout")
     time.sleep(2.5)
     assert acceptor.connections == 1 and session_row(sim).stopped
-    services.session_action_request(venue=sim, action="reconnect", actor="ops")
+    services.session_action_request(venue=sim, action="reconnect", actor="ops", reason="test")
     wait_for(lambda: connected(sim), what="logon again")
     assert acceptor.connections == 2
 
@@ -417,15 +419,22 @@ def test_venue_reconcile_asks_about_working_orders_only(venue, submit):
 
 # ------------------------------------------------------------------ routing rule
 @pytest.mark.django_db
-def test_router_skips_venues_whose_session_is_not_up(venue):
+def test_router_waits_for_a_session_coming_back_and_skips_one_an_operator_must_restart(venue):
     choose = lambda: selectors.venue_choose(asset_class="EQUITY", symbol="AAPL", currency="USD")  # noqa: E731
+    now = dt.datetime.now(dt.UTC)
     assert choose() == venue  # never hosted: routable, orders wait in the outbox
     token = services.session_lease_acquire(venue_id=venue.pk, holder="h", ttl=6)
-    assert choose() is None  # hosted but not logged on
-    services.session_status_set(venue_id=venue.pk, holder="h", token=token, status="connected")
-    assert choose() == venue
+    assert not selectors.venue_is_up(Venue.objects.select_related("session").get(), now)
+    assert choose() == venue  # hosted but not logged on yet: orders wait for the logon
+    services.session_status_set(venue_id=venue.pk, holder="h", token=token, status="connected", logon=True)
+    assert selectors.venue_is_up(Venue.objects.select_related("session").get(), now)
     VenueSession.objects.update(lease_expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
-    assert choose() is None  # its holder died: not live
+    assert not selectors.venue_is_up(Venue.objects.select_related("session").get(), now)
+    assert choose() == venue  # its holder died: orders wait for the next holder
+    VenueSession.objects.update(fatal=True)
+    assert choose() is None  # down until an operator acts: refused at once
+    VenueSession.objects.update(fatal=False, stopped=True)
+    assert choose() is None
     Venue.objects.update(enabled=False)
     VenueSession.objects.all().delete()
     assert choose() is None
@@ -514,16 +523,18 @@ def test_admin_actions_file_requests_for_the_holder(client, venue, django_user_m
     services.venue_session_ensure(venue_id=venue.pk)
     row = session_row(venue)
     url = "/admin/routing/venuesession/"
-    response = client.post(url, {"action": "request_disconnect", "_selected_action": [row.pk]})
+    operate = {"_selected_action": [row.pk], "confirm": "yes", "reason": "test"}
+    response = client.post(url, {**operate, "action": "request_disconnect"})
     assert response.status_code == 302
     row.refresh_from_db()
     assert (row.requested_action, row.stopped, row.requested_by) == ("disconnect", True, "ops")
 
-    client.post(url, {"action": "request_reconnect", "_selected_action": [row.pk]})
+    client.post(url, {**operate, "action": "request_reconnect"})
     row.refresh_from_db()
     assert (row.requested_action, row.stopped, row.fatal) == ("reconnect", False, False)
 
-    response = client.post(f"{url}{row.pk}/change/", {"requested_sender_seq": "10", "requested_target_seq": "20"})
+    sequence = {"mode": "set", "next_sender_seq": "10", "next_target_seq": "20"}
+    response = client.post(url, {**operate, **sequence, "action": "request_sequence_reset"})
     assert response.status_code == 302
     row.refresh_from_db()
     assert (row.requested_action, row.requested_sender_seq, row.requested_target_seq) == ("set_sequence", 10, 20)

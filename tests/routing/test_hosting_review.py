@@ -219,7 +219,7 @@ def test_a_fill_received_during_the_logout_handshake_is_applied_at_once(
         answer_logout(now)
 
     acceptor.session._on_logout = fill_then_answer
-    services.session_action_request(venue=sim, action="disconnect", actor="ops")
+    services.session_action_request(venue=sim, action="disconnect", actor="ops", reason="test")
     wait_for(lambda: InboundMessage.objects.filter(venue=sim, msg_type="8").count() == 2, what="the fill stored")
     wait_for(lambda: order_status(order) == "filled", timeout=5, what="the fill applied")
 
