@@ -42,6 +42,17 @@ from django.utils import timezone
 from .fix import codec
 from .fix.framing import Framer
 from .fix.session import FixSession, MemoryStore, Role, SessionConfig
+from .simulator_allocations import (
+    ALLOC_ACCEPTED,
+    ALLOC_CANCELLED,
+    ALLOC_RECEIVED,
+    ALLOC_REJECTED,
+    ALLOC_REPLACED,
+    TRANS_CANCEL,
+    AllocationDecision,
+    allocation_ack_body,
+    allocation_decide,
+)
 from .simulator_book import (
     OS_REJECTED,
     STATUS_NAMES,
@@ -60,7 +71,7 @@ from .simulator_store import SimulatorStore, StoreError
 logger = logging.getLogger(__name__)
 
 FIX44 = "FIX.4.4"
-ACCEPTED_MESSAGES = frozenset({"D", "F", "G", "H"})
+ACCEPTED_MESSAGES = frozenset({"D", "F", "G", "H", codec.MSG_ALLOCATION_INSTRUCTION})
 
 FILL_IMMEDIATE = "immediate"
 FILL_PARTIAL = "partial"
@@ -293,6 +304,9 @@ class SimulatorServer:
         self._orders: dict[str, SimOrder] = {}  # by OrderID, in arrival order
         self._by_cl_ord_id: dict[tuple[tuple[str, str], str], SimOrder] = {}
         self._used_cl_ord_ids: set[tuple[tuple[str, str], str]] = set()
+        # Allocation instructions by session and AllocID: their state (in memory only:
+        # a restarted simulator has forgotten them, the acks it sent are journaled).
+        self._allocations: dict[tuple[str, str], dict[str, str]] = {}
         self._run_id = timezone.now().strftime("%H%M%S") + secrets.token_hex(2).upper()
         self._counters = {"order": 1, "exec": 1}  # the next OrderID and ExecID numbers
         self._fill_tokens = itertools.count(1)
@@ -427,6 +441,12 @@ class SimulatorServer:
             else:
                 found = next((o for o in self._orders.values() if cl_ord_id in o.cl_ord_ids), None)
             return copy.deepcopy(found)
+
+    @property
+    def allocations(self) -> dict[str, str]:
+        """A snapshot of the allocation instructions received: AllocID -> state."""
+        with self._lock:
+            return {alloc_id: state for known in self._allocations.values() for alloc_id, state in known.items()}
 
     def session_for(self, target_comp_id: str | None = None) -> FixSession | None:
         with self._lock:
@@ -674,12 +694,14 @@ class SimulatorServer:
             "F": self._on_cancel_request,
             "G": self._on_replace_request,
             "H": self._on_status_request,
+            codec.MSG_ALLOCATION_INSTRUCTION: self._on_allocation_instruction,
         }.get(msg_type)
         if handler is None:  # the session only passes the types in ``accepts``
             return
         key = (session.config.sender_comp_id, session.config.target_comp_id)
         try:
-            handler(key, dict(reversed(fields)))
+            # Repeating groups (allocations) need the fields in order; the rest read tags.
+            handler(key, fields if msg_type == codec.MSG_ALLOCATION_INSTRUCTION else dict(reversed(fields)))
         except Exception as exc:
             # A bug here must not take the session down: answer and keep serving.
             logger.exception("SIM failed to process %s seq %s", msg_type, seq)
@@ -996,6 +1018,39 @@ class SimulatorServer:
             (58, f"Unknown order {tags[11]}"),
         ]
         self._send(key, "8", body)
+
+    # ------------------------------------------------------------- allocations
+    def _on_allocation_instruction(self, key: tuple[str, str], fields: list[tuple[int, str]]) -> None:
+        """Received at once, then Accepted after the fill interval; a block level reject
+        at once; a cancel Accepted at once (``simulator_allocations``)."""
+        known = self._allocations.setdefault(key, {})
+        decision = allocation_decide(
+            fields, known=known, supported_sides=SUPPORTED_SIDES, reject_symbols=self.reject_symbols
+        )
+        if not decision.accepted:
+            known.setdefault(decision.alloc_id, ALLOC_REJECTED)
+            self._send_allocation_ack(key, decision, decision.status)
+            return
+        if decision.ref_alloc_id:
+            known[decision.ref_alloc_id] = ALLOC_CANCELLED if decision.trans_type == TRANS_CANCEL else ALLOC_REPLACED
+        if decision.trans_type == TRANS_CANCEL:
+            known[decision.alloc_id] = ALLOC_ACCEPTED
+            self._send_allocation_ack(key, decision, codec.ALLOC_STATUS_ACCEPTED)
+            return
+        known[decision.alloc_id] = ALLOC_RECEIVED
+        self._send_allocation_ack(key, decision, codec.ALLOC_STATUS_RECEIVED)
+        self._scheduler.call_later(self.fill_interval, lambda: self._allocation_accept_due(key, decision))
+
+    def _allocation_accept_due(self, key: tuple[str, str], decision: AllocationDecision) -> None:
+        known = self._allocations.get(key, {})
+        if known.get(decision.alloc_id) != ALLOC_RECEIVED:
+            return  # cancelled or replaced before being accepted
+        known[decision.alloc_id] = ALLOC_ACCEPTED
+        self._send_allocation_ack(key, decision, codec.ALLOC_STATUS_ACCEPTED)
+
+    def _send_allocation_ack(self, key: tuple[str, str], decision: AllocationDecision, status: str) -> None:
+        # A sent message like any other: journaled (with the counters) before the wire.
+        self._send(key, codec.MSG_ALLOCATION_INSTRUCTION_ACK, allocation_ack_body(decision, status, timezone.now()))
 
     # ------------------------------------------------------------------ sending
     def _send_er(

@@ -30,6 +30,9 @@ INBOX_BATCH = 500
 # once half of it is spent, leaving the rest for the writes.
 INBOX_TIME_BUDGET = 0.2
 INBOX_BATCH_MIN = 10
+# An AllocationInstructionAck (35=P): kept in the inbox and on the trail; no
+# allocation takes it up yet (block orders are not wired to allocations).
+ALLOCATION_ACK_UNMATCHED = "alloc_ack_unmatched"
 
 
 def inbox_apply(*, venue_code: str, batch_size: int = INBOX_BATCH, time_budget: float = INBOX_TIME_BUDGET) -> int:
@@ -105,6 +108,8 @@ def _inbox_batch_apply(venue: Venue, messages: list, *, time_budget: float) -> i
             elif message.msg_type == "j":
                 batch.flush()  # what came before is written first, as one by one
                 outcome = _business_reject_apply(venue, message, batch)
+            elif message.msg_type == codec.MSG_ALLOCATION_INSTRUCTION_ACK:
+                outcome = ALLOCATION_ACK_UNMATCHED
             else:
                 outcome = "ignored"
             outcomes[message.pk] = outcome
@@ -171,6 +176,8 @@ def _inbox_message_apply(venue: Venue, message) -> None:
                 outcome, order_id = result.outcome, result.order_id
             elif message.msg_type == "j":
                 outcome = _business_reject_apply(venue, message)
+            elif message.msg_type == codec.MSG_ALLOCATION_INSTRUCTION_ACK:
+                outcome = ALLOCATION_ACK_UNMATCHED
             else:
                 outcome = "ignored"
             routing_services.inbox_messages_mark_applied(outcomes={message.pk: outcome})

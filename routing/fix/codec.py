@@ -22,12 +22,16 @@ MSG_NEW_ORDER_SINGLE = "D"
 MSG_ORDER_CANCEL_REQUEST = "F"
 MSG_ORDER_CANCEL_REPLACE_REQUEST = "G"
 MSG_ORDER_STATUS_REQUEST = "H"
+MSG_ALLOCATION_INSTRUCTION = "J"
+MSG_ALLOCATION_INSTRUCTION_ACK = "P"
 # Names of the MsgTypes an order's trail carries, for people reading it.
 MSG_TYPE_NAMES = {
     MSG_NEW_ORDER_SINGLE: "NewOrderSingle",
     MSG_ORDER_CANCEL_REQUEST: "OrderCancelRequest",
     MSG_ORDER_CANCEL_REPLACE_REQUEST: "OrderCancelReplaceRequest",
     MSG_ORDER_STATUS_REQUEST: "OrderStatusRequest",
+    MSG_ALLOCATION_INSTRUCTION: "AllocationInstruction",
+    MSG_ALLOCATION_INSTRUCTION_ACK: "AllocationInstructionAck",
     "8": "ExecutionReport",
     "9": "OrderCancelReject",
     "j": "BusinessMessageReject",
@@ -126,6 +130,118 @@ def order_cancel_replace_request(
     return [*fields, (1, account), *_order_terms(**terms), (15, currency), (60, utc_timestamp(transact_time))]
 
 
+# AllocTransType (71), AllocType (626), AllocStatus (87), AllocRejCode (88)
+ALLOC_TRANS_TYPE = {"NEW": "0", "REPLACE": "1", "CANCEL": "2"}
+ALLOC_TYPE = {"CALCULATED": "1", "PRELIMINARY": "2", "READY_TO_BOOK": "5"}
+ALLOC_STATUS_ACCEPTED, ALLOC_STATUS_BLOCK_REJECT, ALLOC_STATUS_ACCOUNT_REJECT = "0", "1", "2"
+ALLOC_STATUS_RECEIVED, ALLOC_STATUS_INCOMPLETE, ALLOC_STATUS_REJECTED_BY_INTERMEDIARY = "3", "4", "5"
+ALLOC_STATUSES = frozenset("0 1 2 3 4 5".split())
+ALLOC_REJ_INCORRECT_ALLOCATED_QUANTITY = "8"
+ALLOC_NO_ORDERS_EXPLICIT = "1"  # AllocNoOrdersType: the NoOrders group lists the blocks
+
+
+def allocation_instruction(
+    *,
+    alloc_id: str,
+    trans_type: str,
+    alloc_type: str,
+    side: str,
+    symbol: str,
+    quantity: int,
+    avg_px: Decimal,
+    trade_date: dt.date,
+    transact_time: dt.datetime,
+    orders: Iterable[tuple[str, str]],
+    allocs: Iterable[tuple[str, int]],
+    ref_alloc_id: str | None = None,
+) -> list[tuple[int, str]]:
+    """AllocationInstruction (35=J), fields in FIX 4.4 order: ``trans_type`` NEW,
+    REPLACE or CANCEL (REPLACE and CANCEL name the allocation replaced in
+    ``ref_alloc_id``), ``alloc_type`` a key of ALLOC_TYPE, ``orders`` the block's
+    (ClOrdID, OrderID) pairs (NoOrders 73), ``allocs`` one (account, quantity) per fund
+    (NoAllocs 78, AllocAccount first)."""
+    orders, allocs = list(orders), list(allocs)
+    if trans_type != "NEW" and not ref_alloc_id:
+        raise ValueError(f"RefAllocID is required to {trans_type.lower()} an allocation")
+    if not allocs:
+        raise ValueError("an allocation instruction needs at least one NoAllocs entry")
+    fields: list[tuple[int, str]] = [(70, alloc_id), (71, ALLOC_TRANS_TYPE[trans_type]), (626, ALLOC_TYPE[alloc_type])]
+    if ref_alloc_id:
+        fields.append((72, ref_alloc_id))
+    fields.append((857, ALLOC_NO_ORDERS_EXPLICIT if orders else "0"))
+    if orders:
+        fields.append((73, str(len(orders))))
+        for cl_ord_id, order_id in orders:
+            fields.append((11, cl_ord_id))
+            if order_id:
+                fields.append((37, order_id))
+    fields += [
+        (54, SIDE[side]),
+        (55, symbol),
+        (53, str(quantity)),
+        (6, fix_price(avg_px)),
+        (75, trade_date.strftime("%Y%m%d")),
+        (60, utc_timestamp(transact_time)),
+        (78, str(len(allocs))),
+    ]
+    for account, alloc_qty in allocs:
+        fields += [(79, account), (80, str(alloc_qty))]
+    return fields
+
+
+def allocation_instruction_ack(
+    *,
+    alloc_id: str,
+    status: str,
+    transact_time: dt.datetime,
+    trade_date: dt.date | str | None = None,
+    rej_code: str | None = None,
+    text: str = "",
+) -> list[tuple[int, str]]:
+    """AllocationInstructionAck (35=P), as a broker (the simulator) sends it;
+    ``trade_date`` a date or the TradeDate text echoed from the instruction."""
+    fields: list[tuple[int, str]] = [(70, alloc_id)]
+    if trade_date:
+        fields.append((75, trade_date if isinstance(trade_date, str) else trade_date.strftime("%Y%m%d")))
+    fields += [(60, utc_timestamp(transact_time)), (87, status)]
+    if rej_code is not None:
+        fields.append((88, rej_code))
+    if text:
+        fields.append((58, text[:200]))
+    return fields
+
+
+def groups(
+    fields: Iterable[tuple[int, str]], count_tag: int, first_tag: int, member_tags: Iterable[int]
+) -> list[dict[int, str]]:
+    """The entries of a repeating group: ``count_tag`` then entries, each starting with
+    ``first_tag`` (the delimiter) and holding tags of ``member_tags``. InvalidMessage
+    when the count does not match the entries or an entry does not start right."""
+    members = frozenset(member_tags) | {first_tag}
+    entries: list[dict[int, str]] = []
+    declared: int | None = None
+    inside = False
+    for tag, value in fields:
+        if tag == count_tag and declared is None:
+            if not value.isdigit():
+                raise InvalidMessage(6, f"Incorrect data format for value: {tag}={value}", tag)
+            declared, inside = int(value), True
+            continue
+        if not inside:
+            continue
+        if tag == first_tag:
+            entries.append({tag: value})
+        elif tag in members and entries and tag not in entries[-1]:
+            entries[-1][tag] = value
+        elif tag in members:
+            raise InvalidMessage(15, f"Repeating group fields out of order: {tag}", tag)
+        else:
+            inside = False  # the group ended
+    if declared is not None and declared != len(entries):
+        raise InvalidMessage(16, f"Incorrect NumInGroup count for repeating group: {count_tag}={declared}", count_tag)
+    return entries
+
+
 # ---------------------------------------------------------------- inbound validation
 class InvalidMessage(Exception):
     """Fails the FIX 4.4 data dictionary: answered with a session Reject (35=3)."""
@@ -173,13 +289,23 @@ _FORMATS = {
     99: _PRICE,
     60: _TIME,
     126: _TIME,
+    53: _QTY,
+    80: _QTY,
     45: _INT,
     102: _INT,
     103: _INT,
     380: _INT,
     434: _INT,
 }
-_ENUMS = {39: ORD_STATUSES, 54: SIDES, 40: ORD_TYPES_IN, 59: TIFS_IN, 434: frozenset({"1", "2"})}
+_ENUMS = {
+    39: ORD_STATUSES,
+    54: SIDES,
+    40: ORD_TYPES_IN,
+    59: TIFS_IN,
+    434: frozenset({"1", "2"}),
+    71: frozenset(ALLOC_TRANS_TYPE.values()),
+    87: ALLOC_STATUSES,
+}
 
 REQUIRED = {
     # FIX 4.4 ExecutionReport: OrderID, ExecID, ExecType, OrdStatus, Instrument
@@ -191,6 +317,11 @@ REQUIRED = {
     "F": (41, 11, 55, 54, 60),
     "G": (41, 11, 55, 54, 60, 38, 40),
     "H": (11, 55, 54),
+    # AllocationInstruction: AllocID, AllocTransType, AllocType, AllocNoOrdersType,
+    # Side, Symbol, Quantity, AvgPx, TradeDate; AllocationInstructionAck: AllocID,
+    # TransactTime, AllocStatus.
+    "J": (70, 71, 626, 857, 54, 55, 53, 6, 75),
+    "P": (70, 60, 87),
 }
 
 
@@ -235,6 +366,8 @@ def validate_inbound(msg_type: str, fields: list[tuple[int, str]], begin_string:
             required += [32, 31]
         if exec_type in ("G", "H"):
             required.append(19)
+    if msg_type == "J" and values.get(71) in ("1", "2"):
+        required.append(72)  # RefAllocID names the allocation replaced or cancelled
     if msg_type in ("D", "G"):
         ord_type = values.get(40)
         if ord_type in ("2", "4"):
@@ -255,6 +388,9 @@ def validate_inbound(msg_type: str, fields: list[tuple[int, str]], begin_string:
         allowed_values = _ENUMS.get(tag)
         if allowed_values and value not in allowed_values:
             raise InvalidMessage(5, f"Value is incorrect (out of range) for this tag: {tag}={value}", tag)
+    if msg_type == "J":
+        groups(fields, 73, 11, (37,))
+        groups(fields, 78, 79, (80,))
 
 
 def order_status_request(

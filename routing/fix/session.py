@@ -69,8 +69,10 @@ class SessionConfig:
     reset_on_logon: bool = False
     logon_timeout: float = 10.0
     logout_timeout: float = 5.0
-    # Application message types this side takes (the rest: BusinessMessageReject).
-    accepts: frozenset[str] = frozenset({"8", "9", "j"})
+    # Application message types this side takes (the rest: BusinessMessageReject): the
+    # OMS initiator's ExecutionReport, OrderCancelReject, BusinessMessageReject and
+    # AllocationInstructionAck.
+    accepts: frozenset[str] = frozenset({"8", "9", "j", "P"})
 
 
 class Application(Protocol):

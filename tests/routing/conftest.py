@@ -90,7 +90,7 @@ def connect():
             client.logout()
         for fields in client.raw_frames:
             msg_type = dict(fields)[35]
-            if msg_type in ("8", "9"):
+            if msg_type in ("8", "9", "P"):
                 body = [(t, v) for t, v in fields if t not in HEADER_TAGS]
-                codec.validate_inbound(msg_type, body, "FIX.4.4", frozenset({"8", "9", "j"}))
+                codec.validate_inbound(msg_type, body, "FIX.4.4", frozenset({"8", "9", "j", "P"}))
         assert client.rejects == [] and client.fatal == []
