@@ -23,9 +23,11 @@ S = OrderStatus
 
 def order_share(order) -> tuple[int, Decimal, int, Decimal]:
     """What one order, as it stands, adds to its exposure row (the database trigger's
-    arithmetic): working leaves, their notional at the order's limit or stop, the
+    arithmetic): working leaves (none for a desk order a trader accepted: its children
+    carry them), their notional at the order's limit or stop, the
     leaves without a price, and what it filled (filled quantity x average price)."""
-    leaves = order.quantity - order.filled_quantity if order.status in WORKING_STATUSES else 0
+    working = order.status in WORKING_STATUSES and order.owner_id is None  # accepted: children carry it
+    leaves = order.quantity - order.filled_quantity if working else 0
     price = order.limit_price or order.stop_price
     filled = (
         order.filled_quantity * order.avg_fill_price

@@ -181,6 +181,15 @@ class Order(FSMModelMixin, models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="orders"
     )
+    # A portfolio manager's order: checked by compliance like any order but never
+    # routed itself; it waits (new) in the desk's incoming queue until a trader of its
+    # account accepts it (``owner``) and works it.
+    desk_order = models.BooleanField(default=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="owned_orders"
+    )
+    # A child order: a slice of a desk order (its parent) that the owner placed.
+    parent = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="children")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -217,6 +226,38 @@ class Order(FSMModelMixin, models.Model):
             return 0
         return max(self.quantity - self.filled_quantity, 0)
 
+    @property
+    def placed_on_parent(self) -> int:
+        """What this child takes of its parent's quantity: all of it while it works or
+        once filled; what it filled once it ended otherwise (its leaves are free again)."""
+        if self.status in WORKING_STATUSES or self.status == S.FILLED:
+            return self.quantity
+        return self.filled_quantity
+
+    @property
+    def placed_quantity(self) -> int:
+        """A parent's quantity placed in child orders (working plus filled), computed
+        from its children, never stored: nothing can drift when a child ends.
+        ``children_shown`` when the selector prefetched them."""
+        if not self.desk_order or self.pk is None:
+            return 0
+        children = getattr(self, "children_shown", None)
+        if children is None:
+            return self.placed_quantity_read()
+        return sum(child.placed_on_parent for child in children)
+
+    def placed_quantity_read(self) -> int:
+        """``placed_quantity`` in one statement (under the parent's lock: race-free)."""
+        placed = Order.objects.filter(parent_id=self.pk).aggregate(
+            placed=models.Sum(
+                models.Case(
+                    models.When(status__in=[*WORKING_STATUSES, S.FILLED], then=models.F("quantity")),
+                    default=models.F("filled_quantity"),
+                )
+            )
+        )["placed"]
+        return placed or 0
+
     def working_status(self) -> str:
         """The status by quantities alone, before pending requests take precedence."""
         if self.filled_quantity >= self.quantity:
@@ -232,6 +273,12 @@ class Order(FSMModelMixin, models.Model):
 
     @transition(field=status, source=[S.NEW, S.HELD], target=S.PENDING_NEW)
     def send(self) -> None:
+        pass
+
+    # A desk order compliance passed (at submission, or released after an override)
+    # waits, new, for a trader instead of being sent.
+    @transition(field=status, source=[S.NEW, S.HELD], target=S.NEW)
+    def queue_for_desk(self) -> None:
         pass
 
     @transition(field=status, source=[S.NEW, S.HELD, S.PENDING_NEW], target=S.CANCELLED)

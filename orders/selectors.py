@@ -5,18 +5,39 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, F, Max, Prefetch, QuerySet, Sum
+from django.db.models import Count, F, Max, Prefetch, Q, QuerySet, Sum
 from django_fsm import can_proceed
 
 from audit.models import AuditEvent
 from audit.selectors import audit_events_for_object
 from compliance.models import OverrideRequest
 from oms_site.errors import NotFound
-from oms_site.roles import API_CLIENT_GROUP, MIDDLE_OFFICE_GROUP, TRADER_GROUP
+from oms_site.roles import API_CLIENT_GROUP, MIDDLE_OFFICE_GROUP, PORTFOLIO_MANAGER_GROUP, TRADER_GROUP
 
 from .models import LIVE_STATUSES, Account, Basket, Execution, Order, OrderStatus, OrderType, Position, Security, Side
 
 __all__ = ["API_CLIENT_GROUP", "MIDDLE_OFFICE_GROUP", "TRADER_GROUP"]  # the group names, for callers of old
+
+
+def user_is_portfolio_manager(user) -> bool:
+    """A portfolio manager (and not a superuser): their orders wait for a trader, and
+    they see only their own. Read once per user object."""
+    if not getattr(user, "is_authenticated", False) or user.is_superuser:
+        return False
+    cached = getattr(user, "_oms_is_portfolio_manager", None)
+    if cached is None:
+        cached = user.groups.filter(name=PORTFOLIO_MANAGER_GROUP).exists()
+        user._oms_is_portfolio_manager = cached
+    return cached
+
+
+def orders_visible_to(*, user) -> QuerySet[Order]:
+    """The orders a user may see: those of the accounts visible to them; a portfolio
+    manager sees only the orders they entered and the child orders working them."""
+    qs = Order.objects.filter(account__in=accounts_visible_to(user=user))
+    if user_is_portfolio_manager(user):
+        qs = qs.filter(Q(created_by=user) | Q(parent__created_by=user))
+    return qs
 
 
 def user_sees_all_accounts(user) -> bool:
@@ -40,7 +61,15 @@ def accounts_tradable_by(*, user, include_inactive: bool = False) -> QuerySet[Ac
 
 def order_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Order]:
     filters = filters or {}
-    qs = Order.objects.filter(account__in=accounts_visible_to(user=user)).select_related("account", "security", "venue")
+    qs = (
+        orders_visible_to(user=user)
+        .select_related("account", "security", "venue", "owner")
+        .prefetch_related(order_children_prefetch())
+    )
+    if filters.get("incoming"):  # the desk's queue: orders waiting for a trader of the account
+        qs = qs.filter(
+            desk_order=True, owner__isnull=True, status=OrderStatus.NEW, account__in=accounts_tradable_by(user=user)
+        )
     if filters.get("status"):
         qs = qs.filter(status=filters["status"])
     if filters.get("symbol"):
@@ -58,11 +87,19 @@ def order_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Order
     return qs.order_by("-created_at", "-id")
 
 
+def order_children_prefetch() -> Prefetch:
+    """A parent's child orders, oldest first, as ``children_shown`` (its API fields
+    ``children`` and ``placed_quantity`` read them)."""
+    return Prefetch("children", queryset=Order.objects.order_by("id"), to_attr="children_shown")
+
+
 def order_get_for_user(*, user, order_id: int) -> Order:
     """The order if the user may see it; NotFound otherwise (never reveals existence)."""
     order = (
-        Order.objects.filter(pk=order_id, account__in=accounts_visible_to(user=user))
-        .select_related("account", "security", "venue")
+        orders_visible_to(user=user)
+        .filter(pk=order_id)
+        .select_related("account", "security", "venue", "owner")
+        .prefetch_related(order_children_prefetch())
         .first()
     )
     if order is None:
@@ -111,8 +148,9 @@ def basket_orders(*, user, basket: Basket) -> QuerySet[Order]:
     submitter may since have lost an account), with what their detail shows
     prefetched: a constant number of statements for any basket size."""
     return (
-        Order.objects.filter(basket=basket, account__in=accounts_visible_to(user=user))
-        .select_related("account", "security", "venue")
+        orders_visible_to(user=user)
+        .filter(basket=basket)
+        .select_related("account", "security", "venue", "owner")
         .prefetch_related(
             "compliance_verdicts",
             Prefetch(
@@ -131,6 +169,8 @@ def execution_list(*, user, order_id: int | None = None) -> QuerySet[Execution]:
     qs = Execution.objects.filter(
         order__account__in=accounts_visible_to(user=user), exec_type__in=EXEC_TYPES_SHOWN
     ).select_related("order", "order__security", "venue", "ref_execution")
+    if user_is_portfolio_manager(user):
+        qs = qs.filter(order__in=orders_visible_to(user=user))
     if order_id is not None:
         qs = qs.filter(order_id=order_id)
     return qs.order_by("-id")
@@ -182,7 +222,7 @@ class OrderActions:
 
 def order_actions(*, user, order: Order) -> OrderActions:
     trades = accounts_tradable_by(user=user, include_inactive=True).filter(pk=order.account_id).exists()
-    if not trades:
+    if not trades or user_is_portfolio_manager(user):  # a PM's orders are worked by the desk
         return OrderActions(False, False, False, False)
     active = order.account.active
     # The same transitions the services take: cancelled at once, or asked of the venue.

@@ -59,6 +59,18 @@ class OrderCheckSerializer(serializers.Serializer):
     results = CheckResultSerializer(many=True, source="visible_results")
 
 
+class OrderChildInputSerializer(serializers.Serializer):
+    """A child order of a parent: its account, symbol and side are the parent's."""
+
+    quantity = serializers.IntegerField(min_value=1)
+    order_type = serializers.ChoiceField(choices=OrderType.choices)
+    limit_price = serializers.DecimalField(**PRICE, required=False, allow_null=True)
+    stop_price = serializers.DecimalField(**PRICE, required=False, allow_null=True)
+    time_in_force = serializers.ChoiceField(choices=TimeInForce.choices, default=TimeInForce.DAY)
+    expire_at = serializers.DateTimeField(required=False, allow_null=True)
+    venue = serializers.CharField(max_length=20, required=False, allow_null=True, allow_blank=True)
+
+
 class OrderAmendInputSerializer(serializers.Serializer):
     quantity = serializers.IntegerField(min_value=1, required=False)
     limit_price = serializers.DecimalField(**PRICE, required=False)
@@ -83,6 +95,11 @@ class OrderFilterSerializer(serializers.Serializer):
     created_after = serializers.DateTimeField(required=False)
     created_on = serializers.DateField(required=False, help_text="orders created on this date (UTC)")
     basket = serializers.IntegerField(required=False, min_value=1, help_text="orders of this basket")
+    incoming = serializers.BooleanField(
+        required=False,
+        help_text="true: the desk's incoming queue, portfolio managers' orders waiting for a trader of your "
+        "accounts (new, not yet accepted), newest first",
+    )
 
 
 class ComplianceResultSerializer(serializers.ModelSerializer):
@@ -122,6 +139,17 @@ class OrderSerializer(serializers.ModelSerializer):
     venue = serializers.CharField(source="venue.code", read_only=True, allow_null=True, default=None)
     leaves_quantity = serializers.IntegerField(read_only=True)
     compliance_results = serializers.SerializerMethodField()
+    owner = serializers.CharField(
+        source="owner.username",
+        read_only=True,
+        allow_null=True,
+        default=None,
+        help_text="the trader who accepted (works) a portfolio manager's order",
+    )
+    children = serializers.SerializerMethodField(help_text="the ids of a parent's child orders, oldest first")
+    placed_quantity = serializers.IntegerField(
+        read_only=True, help_text="a parent's quantity placed in child orders (working plus filled)"
+    )
 
     class Meta:
         model = Order
@@ -146,10 +174,24 @@ class OrderSerializer(serializers.ModelSerializer):
             "reject_reason",
             "compliance_results",
             "basket",
+            "desk_order",
+            "owner",
+            "parent",
+            "children",
+            "placed_quantity",
             "created_at",
             "updated_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.ListField(child=serializers.IntegerField()))
+    def get_children(self, order: Order) -> list[int]:
+        if not order.desk_order or order.pk is None:
+            return []
+        children = getattr(order, "children_shown", None)
+        if children is None:
+            return list(order.children.order_by("id").values_list("pk", flat=True))
+        return [child.pk for child in children]
 
     @extend_schema_field(ComplianceResultSerializer(many=True))
     def get_compliance_results(self, order: Order) -> list[dict]:

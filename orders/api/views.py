@@ -22,6 +22,7 @@ from .serializers import (
     OrderAmendInputSerializer,
     OrderCheckInputSerializer,
     OrderCheckSerializer,
+    OrderChildInputSerializer,
     OrderCloseInputSerializer,
     OrderCreateInputSerializer,
     OrderDetailSerializer,
@@ -108,6 +109,46 @@ class OrderAmendApi(APIView):
         data.is_valid(raise_exception=True)
         order = services.order_amend(user=request.user, order_id=order_id, **data.validated_data)
         return Response(_order_detail(order.pk, request.user), status=status.HTTP_202_ACCEPTED)
+
+
+class OrderAcceptApi(APIView):
+    @extend_schema(
+        summary="Accept a portfolio manager's order (trader)",
+        description="A trader of the order's account takes it off the desk's incoming queue and becomes its owner; "
+        "it stays new, the trader's to work. Audited (order.accepted).",
+        request=None,
+        responses={
+            200: OrderDetailSerializer,
+            403: OpenApiResponse(description="you may see the order but not trade its account (or are its PM)"),
+            404: OpenApiResponse(description="no such order, or not visible to you"),
+            409: OpenApiResponse(description="not a portfolio manager's order, already accepted, or no longer new"),
+        },
+    )
+    def post(self, request, order_id: int):
+        order = services.order_accept(user=request.user, order_id=order_id)
+        return Response(_order_detail(order.pk, request.user))
+
+
+class OrderChildCreateApi(APIView):
+    @extend_schema(
+        summary="Place a child order of a parent (its owner)",
+        description="A slice of a portfolio manager's order that its owner works: the parent's account, symbol "
+        "and side, checked by compliance and routed like any order. The parent's placed quantity (children "
+        "working plus filled) may not exceed its quantity.",
+        request=OrderChildInputSerializer,
+        responses={
+            201: OrderDetailSerializer,
+            400: OpenApiResponse(description="invalid child order (field errors in details)"),
+            403: OpenApiResponse(description="not the parent's owner, or you may not trade its account"),
+            404: OpenApiResponse(description="no such order, or not visible to you"),
+            409: OpenApiResponse(description="it would overplace the parent, or the parent cannot be worked"),
+        },
+    )
+    def post(self, request, order_id: int):
+        data = OrderChildInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        child = services.order_child_place(user=request.user, order_id=order_id, **data.validated_data)
+        return Response(_order_detail(child.pk, request.user), status=status.HTTP_201_CREATED)
 
 
 class OrderCloseApi(APIView):

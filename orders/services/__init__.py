@@ -4,6 +4,7 @@ re-exported here, so callers write ``from orders.services import order_submit``.
 - ``submit``: order_submit, order_check (the what-if), routing a passed order
 - ``baskets``: basket_submit (many orders in one transaction), basket_cancel
 - ``cancel``: order_cancel
+- ``desk``: order_accept (a trader takes a portfolio manager's order), order_child_place
 - ``amend``: order_amend
 - ``overrides``: order_override_request, override_approve, override_deny,
   order_release, order_compliance_reject
@@ -23,6 +24,7 @@ from ._common import order_snapshot
 from .amend import order_amend
 from .baskets import BASKET_MAX_LINES, BasketCancelResult, basket_cancel, basket_submit
 from .cancel import order_cancel
+from .desk import order_accept, order_child_place
 from .execution_reports import EXEC_TYPE_ACTIONS, ApplyResult, execution_report_apply
 from .inbox import INBOX_BATCH, inbox_apply, venue_reconcile
 from .kill_switch import kill_switch_set, orders_cancel_in_scope
@@ -50,7 +52,9 @@ __all__ = [
     "execution_report_apply",
     "inbox_apply",
     "kill_switch_set",
+    "order_accept",
     "order_amend",
+    "order_child_place",
     "order_cancel",
     "order_check",
     "order_close_locally",

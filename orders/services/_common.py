@@ -19,7 +19,7 @@ from oms_site.errors import InvalidStateTransition, NotFound, NotPermitted
 
 from ..locks import account_lock, order_lock
 from ..models import Order, OrderRequest, OrderStatus
-from ..selectors import accounts_tradable_by, accounts_visible_to
+from ..selectors import accounts_tradable_by, accounts_visible_to, orders_visible_to, user_is_portfolio_manager
 
 S = OrderStatus
 
@@ -34,7 +34,7 @@ def order_snapshot(order: Order) -> dict[str, Any]:
     def price(value):  # as stored, so every version renders a price the same way
         return Decimal(value).quantize(PRICE_QUANT) if value is not None else None
 
-    return {
+    snapshot = {
         "status": order.status,
         "quantity": order.quantity,
         "filled_quantity": order.filled_quantity,
@@ -49,6 +49,10 @@ def order_snapshot(order: Order) -> dict[str, Any]:
         "needs_review": order.needs_review,
         "reject_reason": order.reject_reason,
     }
+    if order.desk_order:  # a portfolio manager's order: who works it, how much is placed
+        snapshot["owner"] = order.owner.get_username() if order.owner_id else None
+        snapshot["placed_quantity"] = 0 if order._state.adding else order.placed_quantity_read()
+    return snapshot
 
 
 def order_audit(order: Order, *, actor: str, action: str, before=None, details=None) -> None:
@@ -177,7 +181,12 @@ def order_lock_for_trading(*, user, order_id: int, reduces_risk: bool = False) -
     it (its existence is not revealed); NotPermitted if they see it but do not trade
     the account (middle office). A cancel reduces risk, so it is allowed on an account
     that has since been deactivated and does not wait for the account lock; anything
-    that adds risk takes the account lock first (compliance consumes its limits)."""
+    that adds risk takes the account lock first (compliance consumes its limits).
+    A portfolio manager never acts on an order (NotPermitted): the desk works it."""
+    if user_is_portfolio_manager(user):
+        if orders_visible_to(user=user).filter(pk=order_id).exists():
+            raise NotPermitted("A portfolio manager's orders are worked by the desk: only a trader may act on them.")
+        raise NotFound("Order not found.")
     tradable = accounts_tradable_by(user=user, include_inactive=reduces_risk)
     if not tradable.filter(orders__pk=order_id).exists():
         if accounts_visible_to(user=user).filter(orders__pk=order_id).exists():

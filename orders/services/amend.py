@@ -54,6 +54,14 @@ def order_amend(*, user, order_id: int, quantity: Any = None, limit_price: Any =
             errors["non_field_errors"] = ["The amendment changes nothing."]
         if errors:
             raise InvalidInput("Invalid amendment.", details=errors)
+        if order.desk_order:
+            return desk_order_amend_locked(order, user=user, actor=actor, quantity=new_quantity, limit_price=new_price)
+        if order.parent_id is not None and new_quantity is not None and new_quantity > order.quantity:
+            raise InvalidStateTransition(
+                "A child order's quantity can only be reduced: place another child order for more.",
+                code="child_increase",
+                details={"status": order.status},
+            )
         if not can_proceed(order.request_amend):
             raise InvalidStateTransition(refusal_reason(order, "amended"), details={"status": order.status})
         if order.status == S.FILLED and (
@@ -65,16 +73,7 @@ def order_amend(*, user, order_id: int, quantity: Any = None, limit_price: Any =
                 "A filled order can only be amended to a larger quantity.", details={"status": order.status}
             )
 
-        changes = {"quantity": new_quantity, "limit_price": new_price}
-        evaluation = compliance_engine.evaluate(order=order, stage="amend", user=user, changes=changes)
-        if evaluation.outcome != Outcome.PASS:
-            refusal = InvalidStateTransition(
-                "Amendment refused by compliance: " + ("; ".join(evaluation.visible_reasons) or "see compliance."),
-                code="compliance_refused",
-                details={"status": order.status},
-            )
-            refusal.compliance_results = evaluation.results
-            raise refusal
+        _amend_compliance_check(order, user=user, quantity=new_quantity, limit_price=new_price)
 
         before = order_snapshot(order)
         cl_ord_id = cl_ord_id_next(order)
@@ -120,3 +119,42 @@ def order_amend(*, user, order_id: int, quantity: Any = None, limit_price: Any =
             },
         )
     return order
+
+
+def desk_order_amend_locked(order: Order, *, user, actor: str, quantity: int | None, limit_price) -> Order:
+    """A portfolio manager's order never goes to a venue: an amendment changes its
+    terms here at once, checked by compliance, and never below what its child orders
+    have placed (InvalidStateTransition, a 409)."""
+    if order.status not in (S.NEW, S.OPEN, S.PARTIALLY_FILLED):
+        raise InvalidStateTransition(refusal_reason(order, "amended"), details={"status": order.status})
+    placed = order.placed_quantity_read()
+    if quantity is not None and quantity < placed:
+        raise InvalidStateTransition(
+            f"The quantity cannot go below what is placed in child orders ({placed:,}).",
+            code="below_placed",
+            details={"status": order.status, "placed_quantity": placed},
+        )
+    _amend_compliance_check(order, user=user, quantity=quantity, limit_price=limit_price)
+    before = order_snapshot(order)
+    if quantity is not None:
+        order.quantity = quantity
+    if limit_price is not None:
+        order.limit_price = limit_price
+    order.save()
+    order_audit(order, actor=actor, action="order.amended", before=before, details={"sent": False})
+    return order
+
+
+def _amend_compliance_check(order: Order, *, user, quantity, limit_price) -> None:
+    """The amended terms through compliance: anything but a pass refuses the amendment
+    (409 with the rule results), nothing changed."""
+    changes = {"quantity": quantity, "limit_price": limit_price}
+    evaluation = compliance_engine.evaluate(order=order, stage="amend", user=user, changes=changes)
+    if evaluation.outcome != Outcome.PASS:
+        refusal = InvalidStateTransition(
+            "Amendment refused by compliance: " + ("; ".join(evaluation.visible_reasons) or "see compliance."),
+            code="compliance_refused",
+            details={"status": order.status},
+        )
+        refusal.compliance_results = evaluation.results
+        raise refusal

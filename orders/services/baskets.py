@@ -23,7 +23,7 @@ from routing import selectors as routing_selectors
 
 from ..locks import accounts_lock
 from ..models import CANCELLABLE_STATUSES, Basket, Order, OrderStatus, Origin
-from ..selectors import accounts_tradable_by, basket_get_for_user
+from ..selectors import accounts_tradable_by, basket_get_for_user, user_is_portfolio_manager
 from .cancel import orders_cancel_each
 from .submit import (
     SubmitWrites,
@@ -262,6 +262,8 @@ def basket_cancel(*, user, basket_id: int) -> BasketCancelResult:
     safe to repeat). NotFound if the user may not see the basket; NotPermitted if
     they see it but trade none of its accounts (middle office)."""
     basket = basket_get_for_user(user=user, basket_id=basket_id)
+    if user_is_portfolio_manager(user):
+        raise NotPermitted("A portfolio manager's orders are worked by the desk: only a trader may cancel them.")
     tradable = accounts_tradable_by(user=user, include_inactive=True)
     if not tradable.filter(orders__basket=basket).exists():
         raise NotPermitted("You may view this basket but not trade its accounts.")

@@ -62,6 +62,8 @@ def order_cancel(*, user, order_id: int) -> Order:
 
 
 def order_cancel_locked(order: Order, *, user, actor: str, reason: str = "") -> Order:
+    if order.desk_order:
+        children_cancel(order, user=user, actor=actor)
     before = order_snapshot(order)
     if order.status in (S.NEW, S.HELD) or (
         order.status == S.PENDING_NEW
@@ -116,3 +118,14 @@ def order_cancel_locked(order: Order, *, user, actor: str, reason: str = "") -> 
         details={"cl_ord_id": cl_ord_id, "reason": reason},
     )
     return order
+
+
+def children_cancel(parent: Order, *, user, actor: str) -> None:
+    """Cancelling a parent cancels its working child orders first, each as a cancel of
+    its own (audited on the child), under the parent's lock and then the child's."""
+    reason = f"parent order {parent.pk} cancelled"
+    child_ids = parent.children.filter(status__in=CANCELLABLE_STATUSES).order_by("id").values_list("pk", flat=True)
+    for child_id in list(child_ids):
+        child = order_lock(order_id=child_id)
+        if child.status in CANCELLABLE_STATUSES:
+            order_cancel_locked(child, user=user, actor=actor, reason=reason)

@@ -26,7 +26,7 @@ from routing.models import Venue
 
 from ..locks import account_lock
 from ..models import Account, Order, OrderRequest, OrderStatus, OrderType, Origin, Security, Side, TimeInForce
-from ..selectors import accounts_tradable_by, securities_get
+from ..selectors import accounts_tradable_by, securities_get, user_is_portfolio_manager
 from ._common import cl_ord_id_next, order_audit, order_audit_build, order_terms, price_parse, quantity_check
 
 S = OrderStatus
@@ -213,6 +213,9 @@ def order_build(clean: dict[str, Any], *, user, origin: str) -> Order:
         venue=clean["venue"],
         origin=origin,
         created_by=user if getattr(user, "is_authenticated", False) else None,
+        # Decided here, once, for every way an order is entered (API, ticket, basket):
+        # a portfolio manager's order is not routed but waits for a trader.
+        desk_order=user_is_portfolio_manager(user),
     )
 
 
@@ -253,10 +256,18 @@ def order_submit(
         venue_code=venue,
         short_exempt_reason=short_exempt_reason,
     )
+    return order_create(clean, user=user, origin=origin)
+
+
+def order_create(clean: dict[str, Any], *, user, origin: str, parent: Order | None = None) -> tuple[Order, bool]:
+    """Store validated fields as an order, run compliance on it and reject, hold or
+    route it (``order_submit``'s steps after validation; a child order of ``parent``
+    takes the same ones). Returns ``(order, created)``."""
     actor = actor_name(user)
     with transaction.atomic():
         account_lock(account_id=clean["account"].pk)
         order = order_build(clean, user=user, origin=origin)
+        order.parent = parent
         # Under the account's lock no one else can enter this account's order with
         # this ClOrdID, so looking first is race-free (no savepoint needed).
         existing_id = order_id_reserve(order)
@@ -265,7 +276,8 @@ def order_submit(
         # Every step runs on the order in memory; it is inserted once, in the state
         # they leave it, and the steps' rows follow in one statement each.
         writes = SubmitWrites(deferred=True)
-        writes.audit(order, actor=actor, action="order.created", details={"origin": origin})
+        details = {"origin": origin} if parent is None else {"origin": origin, "parent": parent.pk}
+        writes.audit(order, actor=actor, action="order.created", details=details)
         evaluation = compliance_engine.evaluate(order=order, stage="submit", user=user, deferred=True)
         evaluated = len(writes.events_pending())
         order_compliance_outcome(order, evaluation, actor=actor, writes=writes)
@@ -390,7 +402,8 @@ class SubmitWrites:
 def order_compliance_outcome(
     order: Order, evaluation, *, actor: str, writes: SubmitWrites | None = None, venues: list[Venue] | None = None
 ) -> None:
-    """Block: reject. Warn: hold for an override. Pass: route."""
+    """Block: reject. Warn: hold for an override. Pass: route, or, for a desk order
+    (a portfolio manager's), leave it new in the desk's incoming queue."""
     writes = writes or SubmitWrites()
     if evaluation.outcome == Outcome.BLOCK:
         order.reject_reason = "; ".join(evaluation.visible_reasons) or "Blocked by compliance."
@@ -404,6 +417,11 @@ def order_compliance_outcome(
             order.hold()
             writes.order_save(order)
         writes.audit(order, actor=actor, action="order.held", details={"reasons": evaluation.visible_reasons})
+    elif order.desk_order:
+        if order.status != S.NEW:  # released after an override
+            order.queue_for_desk()
+            writes.order_save(order)
+        writes.audit(order, actor=actor, action="order.queued_for_desk", details={"account": order.account.code})
     else:
         switches = evaluation.cache.get("kill_switches")
         order_route(order, actor=actor, writes=writes, venues=venues, switches=switches)

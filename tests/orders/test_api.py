@@ -49,12 +49,25 @@ ORDER_FIELDS = {
     "short_exempt_reason",
     "compliance_results",
     "basket",
+    "desk_order",
+    "owner",
+    "parent",
+    "children",
+    "placed_quantity",
     "created_at",
     "updated_at",
 }
 # DESIGN.md §8 lists these; the API may add more (expire_at, short_exempt_reason) but
 # never drop one.
-DESIGN_ORDER_FIELDS = ORDER_FIELDS - {"expire_at", "short_exempt_reason"}
+DESIGN_ORDER_FIELDS = ORDER_FIELDS - {
+    "expire_at",
+    "short_exempt_reason",
+    "desk_order",
+    "owner",
+    "parent",
+    "children",
+    "placed_quantity",
+}
 EXECUTION_FIELDS = {
     "id",
     "order_id",
@@ -244,6 +257,11 @@ def test_create_returns_201_with_every_order_field(api, ready, trader):
         "short_exempt_reason": "",
         "compliance_results": body["compliance_results"],
         "basket": None,
+        "desk_order": False,
+        "owner": None,
+        "parent": None,
+        "children": [],
+        "placed_quantity": 0,
         "executions": [],
     }
     # One result per rule, every one a pass, with the stage and a code.

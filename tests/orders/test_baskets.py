@@ -456,6 +456,7 @@ def test_cancel_cancels_every_working_order_of_the_basket(api, ready, trader):
 
 # --------------------------------------------------------------------- statements
 def _statements(trader, client_basket_id: str, lines: int, start: int) -> int:
+    trader = type(trader).objects.get(pk=trader.pk)  # as each request has: nothing read of it yet
     with CaptureQueriesContext(connection) as captured:
         basket_submit(
             user=trader,
@@ -474,4 +475,5 @@ def test_statements_per_line_stay_bounded(trader, ready):
 
     per_line = (large - small) / 20
     assert per_line <= 13, (small, large)
-    assert small - 10 * per_line <= 20, (small, large)
+    # 20, and one (once per user) for whether the submitter is a portfolio manager.
+    assert small - 10 * per_line <= 21, (small, large)

@@ -17,6 +17,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
+from oms_site.roles import PORTFOLIO_MANAGER_GROUP
 from orders.models import Account, AssetClass, Order, Security
 from orders.selectors import MIDDLE_OFFICE_GROUP, TRADER_GROUP, accounts_tradable_by, accounts_visible_to
 from routing.models import OutboundMessage, Venue
@@ -59,8 +60,15 @@ def demo_settings(settings, monkeypatch):
 def test_seed_demo_creates_the_demo_world(demo_settings):
     passwords = seed()
 
-    assert set(passwords) == {"trader1", "trader2", "mo1", "mo2", "admin"}
-    assert sorted(User.objects.values_list("username", flat=True)) == ["admin", "mo1", "mo2", "trader1", "trader2"]
+    assert set(passwords) == {"trader1", "trader2", "pm1", "mo1", "mo2", "admin"}
+    assert sorted(User.objects.values_list("username", flat=True)) == [
+        "admin",
+        "mo1",
+        "mo2",
+        "pm1",
+        "trader1",
+        "trader2",
+    ]
     assert sorted(Account.objects.values_list("code", flat=True)) == ["ACC-1", "ACC-2", "ACC-3"]
     assert Security.objects.filter(active=True).count() >= 20
     assert {"AAPL", "MSFT", "SPY"} <= set(Security.objects.values_list("symbol", flat=True))
@@ -77,6 +85,9 @@ def test_seed_demo_creates_the_demo_world(demo_settings):
     assert list(trader1.groups.values_list("name", flat=True)) == [TRADER_GROUP]
     assert list(trader2.groups.values_list("name", flat=True)) == [TRADER_GROUP]
     assert list(mo1.groups.values_list("name", flat=True)) == [MIDDLE_OFFICE_GROUP]
+    pm1 = User.objects.get(username="pm1")
+    assert list(pm1.groups.values_list("name", flat=True)) == [PORTFOLIO_MANAGER_GROUP]
+    assert set(accounts_tradable_by(user=pm1).values_list("code", flat=True)) == {"ACC-1", "ACC-2", "ACC-3"}
     assert (mo1.is_staff, mo1.is_superuser) == (True, False)
     assert (admin.is_staff, admin.is_superuser) == (True, True)
     assert (trader1.is_staff, trader1.is_superuser) == (False, False)
@@ -117,7 +128,7 @@ def test_seed_demo_audits_what_it_creates_as_the_admin_does(demo_settings):
 
     sim, acc1, aapl = created("venue", "SIM"), created("account", "ACC-1"), created("security", "AAPL")
     assert set(sim) == {f.name for f in Venue._meta.concrete_fields} and sim["target_comp_id"] == "SIM"
-    assert set(acc1) == {"id", "code", "name", "active", "traders"} and acc1["traders"] == ["trader1"]
+    assert set(acc1) == {"id", "code", "name", "active", "traders"} and acc1["traders"] == ["pm1", "trader1"]
     assert set(aapl) == {f.name for f in Security._meta.concrete_fields}
     assert Decimal(aapl["reference_price"]) == Decimal("175.50")
 
@@ -165,7 +176,7 @@ def test_seed_demo_force_with_debug_off(settings, monkeypatch):
 
     passwords = seed(force=True)
 
-    assert set(passwords) == {"trader1", "trader2", "mo1", "mo2", "admin"}
+    assert set(passwords) == {"trader1", "trader2", "pm1", "mo1", "mo2", "admin"}
 
 
 def test_drf_create_token_after_seed_demo_gives_a_working_token(demo_settings):

@@ -26,7 +26,8 @@ def recomputed() -> dict:
     rows: dict = defaultdict(lambda: [0, Decimal(0), 0, Decimal(0)])
     for order in Order.objects.all():
         key = (order.account_id, order.security_id, order.side, order.created_at.astimezone(dt.UTC).date())
-        leaves = order.quantity - order.filled_quantity if order.status in WORKING_STATUSES else 0
+        working = order.status in WORKING_STATUSES and order.owner_id is None  # accepted desk orders: children
+        leaves = order.quantity - order.filled_quantity if working else 0
         price = order.limit_price or order.stop_price
         row = rows[key]
         row[0] += leaves

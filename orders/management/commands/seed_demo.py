@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from compliance.services import locate_add
-from oms_site.roles import API_CLIENT_GROUP, MIDDLE_OFFICE_GROUP, TRADER_GROUP
+from oms_site.roles import API_CLIENT_GROUP, MIDDLE_OFFICE_GROUP, PORTFOLIO_MANAGER_GROUP, TRADER_GROUP
 from orders.models import AssetClass, Security
 from orders.services import account_save, security_save
 from routing.services import venue_save
@@ -50,6 +50,7 @@ PEOPLE = [
     # username, group, accounts traded, is_staff, is_superuser
     ("trader1", TRADER_GROUP, ["ACC-1", "ACC-2"], False, False),
     ("trader2", TRADER_GROUP, ["ACC-3"], False, False),
+    ("pm1", PORTFOLIO_MANAGER_GROUP, ["ACC-1", "ACC-2", "ACC-3"], False, False),
     ("mo1", MIDDLE_OFFICE_GROUP, [], True, False),
     ("mo2", MIDDLE_OFFICE_GROUP, [], True, False),
     ("admin", None, [], True, True),
@@ -78,7 +79,7 @@ class Command(BaseCommand):
         User = get_user_model()
         groups = {
             name: Group.objects.get_or_create(name=name)[0]
-            for name in (TRADER_GROUP, MIDDLE_OFFICE_GROUP, API_CLIENT_GROUP)
+            for name in (TRADER_GROUP, PORTFOLIO_MANAGER_GROUP, MIDDLE_OFFICE_GROUP, API_CLIENT_GROUP)
         }
 
         for symbol, name, issuer, asset_class, price in SECURITIES:
