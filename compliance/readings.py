@@ -23,15 +23,17 @@ S = OrderStatus
 
 def order_share(order) -> tuple[int, Decimal, int, Decimal]:
     """What one order, as it stands, adds to its exposure row (the database trigger's
-    arithmetic): working leaves (none for a desk order a trader accepted: its children
-    carry them), their notional at the order's limit or stop, the
-    leaves without a price, and what it filled (filled quantity x average price)."""
-    working = order.status in WORKING_STATUSES and order.owner_id is None  # accepted: children carry it
+    arithmetic): working leaves, their notional at the order's limit or stop, the
+    leaves without a price, and what it filled (filled quantity x average price).
+    A desk order a trader accepted adds nothing: its children carry its leaves and
+    their fills are its fills."""
+    owned = order.owner_id is not None  # accepted: its children carry all of it
+    working = order.status in WORKING_STATUSES and not owned
     leaves = order.quantity - order.filled_quantity if working else 0
     price = order.limit_price or order.stop_price
     filled = (
         order.filled_quantity * order.avg_fill_price
-        if order.status != S.REJECTED and order.avg_fill_price is not None
+        if order.status != S.REJECTED and order.avg_fill_price is not None and not owned
         else Decimal(0)
     )
     return leaves, leaves * price if price else Decimal(0), 0 if price else leaves, filled
@@ -128,21 +130,37 @@ class RecentOrders:
         self._by_terms: dict[tuple, list[tuple[int, dt.datetime]]] = {}
         self._newest_working: dict[str, list[int]] = {}
 
-    def add(self, pk: int, side: str, quantity: int, price, created_at: dt.datetime, working: bool) -> None:
+    def add(
+        self,
+        pk: int,
+        side: str,
+        quantity: int,
+        price,
+        created_at: dt.datetime,
+        working: bool,
+        family: int | None = None,
+    ) -> None:
         if pk in self.pks:
             return
         self.pks.add(pk)
-        self._by_terms.setdefault((side, quantity, price), []).append((pk, created_at))
+        self._by_terms.setdefault((side, quantity, price), []).append((pk, created_at, family or pk))
         if working:
             newest = self._newest_working.setdefault(side, [])
             newest.append(pk)
             newest.sort(reverse=True)
             del newest[2:]
 
-    def twin(self, side: str, quantity: int, price, since: dt.datetime, exclude: int | None) -> int | None:
-        """The newest order with these terms entered since ``since``."""
+    def twin(
+        self, side: str, quantity: int, price, since: dt.datetime, exclude: int | None, family: int | None = None
+    ) -> int | None:
+        """The newest order with these terms entered since ``since``, not of
+        ``family`` (a desk order and its children: slices of one order, no duplicates
+        of each other)."""
         same = self._by_terms.get((side, quantity, price), ())
-        return max((pk for pk, at in same if at >= since and pk != exclude), default=None)
+        return max(
+            (pk for pk, at, kin in same if at >= since and pk != exclude and (family is None or kin != family)),
+            default=None,
+        )
 
     def working(self, sides, exclude: int | None) -> int | None:
         """The newest working order on one of ``sides``."""
@@ -162,10 +180,10 @@ def recent_orders(check: Check, since: dt.datetime) -> RecentOrders:
     mine = Order.objects.filter(account_id=order.account_id, security_id=order.security_id)
     recent = RecentOrders(since)
     entered = mine.filter(created_at__gte=since).exclude(status=S.REJECTED)
-    for pk, side, quantity, price, at, status in entered.values_list(
-        "pk", "side", "quantity", "limit_price", "created_at", "status"
+    for pk, side, quantity, price, at, status, parent_id in entered.values_list(
+        "pk", "side", "quantity", "limit_price", "created_at", "status", "parent_id"
     ):
-        recent.add(pk, side, quantity, price, at, status in WORKING_STATUSES)
+        recent.add(pk, side, quantity, price, at, status in WORKING_STATUSES, family=parent_id)
     # Of the working orders entered before, a wash trade names the newest per side.
     newest = mine.filter(status__in=WORKING_STATUSES, created_at__lt=since).exclude(pk=order.pk)
     for side, pk in newest.values("side").annotate(newest=Max("pk")).values_list("side", "newest"):
@@ -181,7 +199,13 @@ def recent_add(recent: RecentOrders, order) -> None:
     if order.status != S.REJECTED:
         created_at = order.created_at or dt.datetime.now(dt.UTC)
         recent.add(
-            order.pk, order.side, order.quantity, order.limit_price, created_at, order.status in WORKING_STATUSES
+            order.pk,
+            order.side,
+            order.quantity,
+            order.limit_price,
+            created_at,
+            order.status in WORKING_STATUSES,
+            family=order.parent_id,
         )
 
 

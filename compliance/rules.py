@@ -328,10 +328,15 @@ def duplicate_order(check: Check) -> RuleVerdict:
     def one(setting):
         since = check.now - dt.timedelta(seconds=setting.window_seconds)
         order = check.order
+        # A child order is a slice of its parent: its siblings and its parent are the
+        # same order worked in parts, not duplicates of it.
+        family = order.parent_id
         if check.shared:
-            twin = recent_orders(check, since).twin(order.side, check.quantity, check.limit_price, since, order.pk)
+            twin = recent_orders(check, since).twin(
+                order.side, check.quantity, check.limit_price, since, order.pk, family=family
+            )
         else:  # one order: the one row it needs
-            twin = (
+            twins = (
                 Order.objects.filter(
                     account_id=order.account_id,
                     security_id=order.security_id,
@@ -342,10 +347,10 @@ def duplicate_order(check: Check) -> RuleVerdict:
                 )
                 .exclude(pk=order.pk)
                 .exclude(status=S.REJECTED)
-                .order_by("-id")
-                .values_list("pk", flat=True)
-                .first()
             )
+            if family is not None:
+                twins = twins.exclude(Q(parent_id=family) | Q(pk=family))
+            twin = twins.order_by("-id").values_list("pk", flat=True).first()
         if twin is None:
             return None
         return (

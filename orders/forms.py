@@ -125,6 +125,29 @@ class OrderAmendForm(forms.Form):
         return parse_price(self.cleaned_data["limit_price"])
 
 
+class ChildOrderForm(forms.Form):
+    """A slice of a desk order its owner places: the parent gives account, security
+    and side; the service validates the rest as for any order."""
+
+    quantity = forms.CharField(label="Quantity", max_length=24, widget=forms.TextInput(attrs={"inputmode": "numeric"}))
+    order_type = forms.ChoiceField(label="Type", choices=OrderType.choices, initial=OrderType.LIMIT)
+    limit_price = forms.CharField(
+        label="Limit price", required=False, max_length=32, widget=forms.TextInput(attrs={"inputmode": "decimal"})
+    )
+    time_in_force = forms.ChoiceField(label="Time in force", choices=TimeInForce.choices, initial=TimeInForce.DAY)
+    venue = forms.ChoiceField(label="Venue", required=False)
+
+    def __init__(self, *args, venues=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["venue"].choices = [("", "Router's choice"), *((v.code, v.code) for v in venues)]
+
+    def clean_quantity(self) -> int:
+        return parse_quantity(self.cleaned_data["quantity"])
+
+    def clean_limit_price(self) -> str | None:
+        return parse_price(self.cleaned_data["limit_price"])
+
+
 class OverrideRequestForm(forms.Form):
     justification = forms.CharField(
         label="Justification",

@@ -374,6 +374,26 @@ class Order(FSMModelMixin, models.Model):
     def mark_done_for_day(self) -> None:
         pass
 
+    # -- a desk order worked in child orders (never at a venue itself) ----------------
+    # Its first child placed starts the work; then its status follows what its
+    # children filled, either way (a bust on a child moves it back). Cancelled, it
+    # keeps its status while a late child fill still adds to its filled quantity.
+    @transition(field=status, source=S.NEW, target=S.OPEN)
+    def start_working(self) -> None:
+        pass
+
+    @transition(
+        field=status,
+        source=[S.OPEN, S.PARTIALLY_FILLED, S.FILLED],
+        target=RETURN_VALUE(S.OPEN, S.PARTIALLY_FILLED, S.FILLED),
+    )
+    def follow_children(self, status: str) -> str:
+        return status
+
+    @transition(field=status, source=[S.OPEN, S.PARTIALLY_FILLED], target=S.CANCELLED)
+    def cancel_worked(self) -> None:
+        pass
+
     # -- middle office ------------------------------------------------------------------
     # The venue no longer knows the order (it lost its state; a cancel got "unknown
     # order"), so no report will ever end it: it is ended here, keeping its fills. Not

@@ -28,16 +28,18 @@ from routing.fix import codec
 from . import selectors, services
 from .forms import (
     BlotterFilterForm,
+    ChildOrderForm,
     OrderAmendForm,
     OrderTicketForm,
     OverrideRequestForm,
     errors_to_form,
     new_client_order_id,
 )
-from .models import Order, OrderStatus, Origin
+from .models import TERMINAL_STATUSES, Order, OrderStatus, Origin
 from .templatetags.oms import price
 
 BLOTTER_PAGE_SIZE = 50
+PRICED_TYPES = ("LIMIT", "STOP_LIMIT")
 
 
 def _live(request, template: str, context_of, *version) -> HttpResponse:
@@ -263,9 +265,33 @@ def _detail_context(request, order: Order, **extra) -> dict[str, Any]:
             initial={"quantity": order.quantity, "limit_price": price(order.limit_price)}, label_suffix=""
         ),
         "override_form": OverrideRequestForm(label_suffix=""),
+        **_desk_context(request, order),
     }
     context.update(extra)
     return context
+
+
+def _desk_context(request, order: Order) -> dict[str, Any]:
+    """A desk order's family on its page: its children (or its parent), whether this
+    user may accept it off the incoming queue or place a child."""
+    if not order.desk_order and order.parent_id is None:
+        return {}
+    user = request.user
+    working_it = order.desk_order and order.owner_id == user.pk and order.status not in TERMINAL_STATUSES
+    return {
+        "desk": True,
+        "children": list(order.children.select_related("venue").order_by("id")) if order.desk_order else [],
+        "placed_quantity": order.placed_quantity_read() if order.desk_order else None,
+        "can_accept": order.desk_order
+        and order.owner_id is None
+        and order.status == OrderStatus.NEW
+        and not selectors.user_is_portfolio_manager(user)
+        and selectors.accounts_tradable_by(user=user).filter(pk=order.account_id).exists(),
+        "can_place_child": working_it,
+        "child_form": ChildOrderForm(label_suffix="", venues=routing_selectors.venues_enabled())
+        if working_it
+        else None,
+    }
 
 
 @login_required
@@ -321,7 +347,8 @@ def _form_action(request, order_id: int, form, *, form_name: str, invalid: str, 
         if isinstance(exc, InvalidInput):
             errors_to_form(form, exc.details)
         return _refused(request, order_id, exc, **{form_name: form})
-    messages.success(request, done)
+    if done:
+        messages.success(request, done)
     return redirect("orders:detail", order_id=order_id)
 
 
@@ -381,3 +408,56 @@ def positions(request):
 @require_GET
 def positions_live(request):
     return render(request, "orders/_positions_rows.html", _positions_context(request))
+
+
+# ----------------------------------------------------------------------- the desk
+def _incoming_context(request) -> dict[str, Any]:
+    orders = selectors.order_list(user=request.user, filters={"incoming": True}).select_related("created_by")
+    return {"orders": orders[:200]}
+
+
+@login_required
+@require_GET
+def incoming(request):
+    """The desk's queue: portfolio managers' orders no trader has accepted yet, in the
+    accounts this trader trades, newest first."""
+    return render(request, "orders/incoming.html", _incoming_context(request))
+
+
+@login_required
+@require_POST
+def order_accept(request, order_id: int):
+    try:
+        order = services.order_accept(user=request.user, order_id=order_id)
+    except ApplicationError as exc:
+        return _refused(request, order_id, exc)
+    messages.success(request, f"Order #{order.pk} is yours to work: place child orders below.")
+    return redirect("orders:detail", order_id=order.pk)
+
+
+@login_required
+@require_POST
+def order_child_new(request, order_id: int):
+    form = ChildOrderForm(request.POST, label_suffix="", venues=routing_selectors.venues_enabled())
+
+    def place(data: dict[str, Any]) -> None:
+        child = services.order_child_place(
+            user=request.user,
+            order_id=order_id,
+            quantity=data["quantity"],
+            order_type=data["order_type"],
+            limit_price=data["limit_price"] if data["order_type"] in PRICED_TYPES else None,
+            time_in_force=data["time_in_force"],
+            venue=data["venue"] or None,
+        )
+        messages.success(request, f"Child order #{child.pk} placed: {child.status.replace('_', ' ')}.")
+
+    return _form_action(
+        request,
+        order_id,
+        form,
+        form_name="child_form",
+        invalid="The child order has errors.",
+        perform=place,
+        done="",
+    )

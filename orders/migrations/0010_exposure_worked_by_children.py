@@ -1,6 +1,7 @@
 """A desk order a trader has accepted (``owner`` set) is worked through its child
-orders, which carry its exposure: its own leaves no longer count as working, or every
-child placed would count twice against the account's limits. Until a trader accepts
+orders, which carry its exposure: its own share is zero, or every child placed would
+count twice against the account's limits: neither its leaves nor what it filled (the
+sum of its children's fills, already counted on the children). Until a trader accepts
 it, a portfolio manager's order counts like any staged order. The trigger functions of
 0005/0008 are replaced with that condition, and the running exposure is rebuilt from
 the orders so every row agrees with the new rule."""
@@ -15,8 +16,10 @@ _0008 = importlib.import_module("orders.migrations.0008_firm_trade_date")
 
 def _owned_excluded(sql: str, row: str) -> str:
     working = f"{row}.status IN ({_0005._WORKING_SQL})"
-    assert working in sql, row
-    return sql.replace(working, f"({working} AND {row}.owner_id IS NULL)")
+    filled = f"{row}.status <> 'rejected' AND {row}.avg_fill_price IS NOT NULL"
+    assert working in sql and filled in sql, row
+    sql = sql.replace(working, f"({working} AND {row}.owner_id IS NULL)")
+    return sql.replace(filled, f"{filled} AND {row}.owner_id IS NULL")
 
 
 def _rebuild(schema_editor, date: str, backfill: str) -> None:

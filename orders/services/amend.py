@@ -30,6 +30,7 @@ from ._common import (
     refusal_reason,
     refusals_audited,
 )
+from .report_batch import parent_status
 
 S = OrderStatus
 
@@ -138,6 +139,8 @@ def desk_order_amend_locked(order: Order, *, user, actor: str, quantity: int | N
     before = order_snapshot(order)
     if quantity is not None:
         order.quantity = quantity
+        if order.status in (S.OPEN, S.PARTIALLY_FILLED):  # cut to what its children filled: filled
+            order.follow_children(parent_status(order, order.filled_quantity))
     if limit_price is not None:
         order.limit_price = limit_price
     order.save()

@@ -81,6 +81,15 @@ def order_cancel_locked(order: Order, *, user, actor: str, reason: str = "") -> 
             order, actor=actor, action="order.cancelled", before=before, details={"sent": False, "reason": reason}
         )
         return order
+    if order.desk_order and can_proceed(order.cancel_worked):
+        # A parent worked in child orders was never at a venue: it ends here, keeping
+        # what its children filled (a late child fill still adds to it).
+        order.cancel_worked()
+        order.save()
+        order_audit(
+            order, actor=actor, action="order.cancelled", before=before, details={"sent": False, "reason": reason}
+        )
+        return order
     if not can_proceed(order.request_cancel):
         raise InvalidStateTransition(refusal_reason(order, "cancelled"), details={"status": order.status})
     cl_ord_id = cl_ord_id_next(order)

@@ -1,6 +1,8 @@
 """The desk's side of a portfolio manager's order: a trader of its account accepts
 it from the incoming queue and becomes its owner, then works it by placing child
-orders, each a slice that goes through compliance and routing like any order.
+orders, each a slice that goes through compliance and routing like any order. The
+first child placed makes the parent ``open``; from then on its filled quantity,
+average price and status follow its children's executions (``report_batch``).
 
 A parent's ``placed_quantity`` (its children's working plus filled quantity) is never
 stored: it is computed from the children (``Order.placed_quantity``), so a child
@@ -124,6 +126,12 @@ def order_child_place(
                 f"The client order id {clean['client_order_id']} is taken by order #{child.pk} of the account.",
                 code="client_order_id_taken",
             )
+        if parent.status == S.NEW and child.status != S.REJECTED:
+            # Its first child placed (routed, or held for an override) starts the work;
+            # from now its fills and status follow its children's (report_batch).
+            parent.start_working()
+            parent.updated_at = timezone.now()
+            parent.save(update_fields=["status", "updated_at"])
         order_audit(
             parent,
             actor=actor,

@@ -70,6 +70,13 @@ def order_close_locally(
                     f"Order cannot be closed locally in status {order.status}: only a working order can.",
                     details={"status": order.status},
                 )
+            if order.desk_order:
+                raise InvalidStateTransition(
+                    "A desk order is not at a venue: it is worked through its child orders. Close those, "
+                    "or cancel the desk order (which cancels its children).",
+                    code="desk_order",
+                    details={"status": order.status},
+                )
             return _close(order, actor=actor, reason=reason, final_status=final_status, action=action)
     except InvalidStateTransition as exc:
         audit_event_record_independent(

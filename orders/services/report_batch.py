@@ -29,8 +29,8 @@ from routing.fix import codec
 from routing.models import Venue
 
 from ..locks import accounts_lock
-from ..models import Execution, Order, OrderFlag, OrderRequest, Position, Side
-from ._common import order_event
+from ..models import STICKY_STATUSES, Execution, Order, OrderFlag, OrderRequest, OrderStatus, Position, Side
+from ._common import PRICE_QUANT, order_event, order_snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +78,16 @@ def flag_build(
         "details": {"kind": kind, "message": message, **details},
     }
     return flag, event
+
+
+def parent_status(parent: Order, filled: int) -> str:
+    """The status a worked parent takes from what its children filled; a parent not
+    worked yet, or ended (cancelled: sticky), keeps its own."""
+    if parent.status in STICKY_STATUSES or (parent.status == OrderStatus.NEW and not filled):
+        return parent.status
+    if filled >= parent.quantity:
+        return OrderStatus.FILLED
+    return OrderStatus.PARTIALLY_FILLED if filled else OrderStatus.OPEN
 
 
 class BatchState:
@@ -149,7 +159,12 @@ class BatchState:
         order_ids = set(order_ids) - set(self.orders)
         if not order_ids:
             return
-        account_ids = set(Order.objects.filter(pk__in=order_ids).values_list("account_id", flat=True))
+        rows = list(Order.objects.filter(pk__in=order_ids).values_list("account_id", "parent_id"))
+        account_ids = {account_id for account_id, _ in rows}
+        # A child's fills move its parent (``_parents_follow``): the parents are locked
+        # in the same statement. A parent is created before its children (a lower id),
+        # so "parent before child" holds, as when a parent's cancel cascades.
+        order_ids |= {parent_id for _, parent_id in rows if parent_id is not None} - set(self.orders)
         accounts_lock(account_ids=account_ids - self.accounts)
         self.accounts |= account_ids
         locked = (
@@ -254,6 +269,7 @@ class BatchState:
         rows_update(Execution, list(self.changed_executions.values()), ["in_effect", "outcome"])
         rows_update(OrderRequest, list(self.changed_requests.values()), list(REQUEST_FIELDS))
         rows_update(Order, [self.orders[pk] for pk in sorted(self.changed_orders)], list(ORDER_FIELDS))
+        self._parents_follow()
         self._positions_write()
         if self.flags:
             rows_insert(OrderFlag, self.flags)
@@ -265,6 +281,55 @@ class BatchState:
             audit_events_record(self.events)
         self.new_executions, self.changed_executions, self.changed_requests = [], {}, {}
         self.changed_orders, self.position_deltas, self.flags, self.events = set(), {}, [], []
+
+    def _parents_follow(self) -> None:
+        """The parents of the child orders just written take their children's fills:
+        the filled quantity and average price of all their children's executions in
+        effect (read in one statement, summed exactly, the average quantized as a
+        child's), and the status that follows (``Order.follow_children``; a cancelled
+        parent keeps its status). One event per parent changed; a parent never books a
+        position (its children's executions did)."""
+        parent_ids = {self.orders[pk].parent_id for pk in self.changed_orders if self.orders[pk].parent_id}
+        if not parent_ids:
+            return
+        totals = {parent_id: [0, Decimal(0)] for parent_id in parent_ids}
+        for parent_id, qty, price in Execution.objects.filter(
+            order__parent_id__in=parent_ids, in_effect=True
+        ).values_list("order__parent_id", "last_qty", "last_px"):
+            totals[parent_id][0] += qty
+            totals[parent_id][1] = NOTIONAL_CONTEXT.add(
+                totals[parent_id][1], NOTIONAL_CONTEXT.multiply(Decimal(qty), price)
+            )
+        changed = []
+        for parent_id in sorted(parent_ids):
+            parent = self.order_locked(parent_id)
+            filled, notional = totals[parent_id]
+            avg = (notional / filled).quantize(PRICE_QUANT) if filled else None
+            if filled > parent.quantity:
+                self.flag(
+                    parent,
+                    kind=OrderFlag.Kind.OVERFILL,
+                    message=f"Child orders filled {filled} of an order for {parent.quantity}: not applied.",
+                    details={"filled_quantity": filled},
+                )
+                changed.append(parent)
+                continue
+            status = parent_status(parent, filled)
+            if (filled, avg, status) == (parent.filled_quantity, parent.avg_fill_price, parent.status):
+                continue
+            before = order_snapshot(parent)
+            parent.filled_quantity, parent.avg_fill_price = filled, avg
+            if parent.status == OrderStatus.NEW:
+                parent.start_working()
+            if status != parent.status:
+                parent.follow_children(status)
+            parent.updated_at = self.now
+            changed.append(parent)
+            self._event(
+                parent, action="order.parent_progress", before=before, details={"children_filled_quantity": filled}
+            )
+        self.changed_orders.difference_update(parent.pk for parent in changed)  # written here
+        rows_update(Order, changed, list(ORDER_FIELDS))
 
     def _positions_write(self) -> None:
         """Fills and their reversals, added to the positions in one statement (each

@@ -144,7 +144,8 @@ def end_of_day(
             )
         ]
         result.day_orders[venue.code] = closed
-    gtd = Order.objects.filter(time_in_force=TimeInForce.GTD, status__in=CLOSABLE, expire_at__lte=now)
+    # A desk order is not at a venue: its children (orders of their own) expire.
+    gtd = Order.objects.filter(time_in_force=TimeInForce.GTD, status__in=CLOSABLE, expire_at__lte=now, desk_order=False)
     if venue_code is not None:
         gtd = gtd.filter(venue__code=venue_code)
     for pk, expire_at in sorted(gtd.values_list("pk", "expire_at")):

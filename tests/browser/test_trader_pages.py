@@ -226,3 +226,44 @@ def test_a_held_order_gets_an_override_request_and_middle_office_releases_it(oms
     assert page.evaluate(MARKER) is True
     assert oms.query(ORDER_STATUS, (held_id,))[0][0] == "open"
     snap(page, "order-released")
+
+
+def test_a_portfolio_managers_order_is_accepted_from_incoming_and_worked_in_children(oms, new_page):
+    pm = new_page()
+    login(pm, "pm1")
+    enter_order(pm, symbol="MSFT", quantity=1000, limit_price="420.00", screenshot="pm-ticket")
+    expect(pm).to_have_url(re.compile(r"/orders/$"))
+    parent_id = int(newest_row(pm).get_attribute("data-order-id"))
+    expect(newest_row(pm).locator("[data-status]")).to_have_attribute("data-status", "new")
+    expect(pm.get_by_role("link", name="Incoming")).to_have_count(0)  # PMs feed the queue
+
+    trader = new_page()
+    login(trader, "trader1")
+    trader.get_by_role("link", name="Incoming").click()
+    row = trader.locator(f'#incoming tr[data-order-id="{parent_id}"]')
+    expect(row).to_contain_text("pm1")
+    snap(trader, "incoming")
+    row.get_by_role("button", name="Accept").click()
+    expect(trader).to_have_url(re.compile(rf"/orders/{parent_id}/$"))
+    expect(trader.locator("#order-owner")).to_have_text("trader1")
+
+    child_form = trader.locator("#child-form")
+    for _ in range(2):
+        child_form.get_by_label("Quantity", exact=True).fill("500")
+        child_form.get_by_label("Limit price").fill("420.00")
+        child_form.get_by_role("button", name="Place child").click()
+        expect(trader.get_by_role("status")).to_contain_text("placed")
+    expect(trader.locator("#order-placed")).to_have_text("1,000")
+    children = trader.locator("#children tbody tr[data-order-id]")
+    expect(children).to_have_count(2)
+    # The simulator fills both children; the parent's page follows them live.
+    child_ids = [int(children.nth(i).get_attribute("data-order-id")) for i in range(2)]
+    for child_id in child_ids:
+        oms.wait_for(ORDER_STATUS, (child_id,), lambda rows: rows[0][0] == "filled", timeout=30, what="child fills")
+        expect(trader.locator(f'#children tr[data-order-id="{child_id}"] [data-status]')).to_have_attribute(
+            "data-status", "filled"
+        )
+    snap(trader, "desk-order-children-filled")
+    # The PM follows the progress of their order.
+    pm.goto(f"/orders/{parent_id}/")
+    expect(pm.locator("#children tbody tr[data-order-id]")).to_have_count(2)

@@ -33,7 +33,7 @@ def recomputed() -> dict:
         row[0] += leaves
         row[1] += leaves * price if price else 0
         row[2] += 0 if price else leaves
-        if order.status != "rejected" and order.avg_fill_price is not None:
+        if order.status != "rejected" and order.avg_fill_price is not None and order.owner_id is None:
             row[3] += order.filled_quantity * order.avg_fill_price
     return {key: tuple(row) for key, row in rows.items() if any(row)}
 

@@ -19,11 +19,18 @@ from compliance.rules import locate_unused
 from oms_site.errors import InvalidInput, InvalidStateTransition, NotFound
 from orders.models import AccountExposure, Execution, Order, OrderFlag, OrderRequest, Position
 from orders.selectors import TRADER_GROUP
-from orders.services import execution_report_apply, order_cancel, order_close_locally
+from orders.services import (
+    execution_report_apply,
+    order_accept,
+    order_cancel,
+    order_child_place,
+    order_close_locally,
+)
 from routing.models import OutboundMessage
 from tests.conftest import apply, report
 from tests.factories import UserFactory
 from tests.helpers import assert_error, assert_field_errors, client_for, run_together
+from tests.orders.test_pm_workflow import _desk_order, _pm
 
 pytestmark = pytest.mark.django_db
 
@@ -360,3 +367,15 @@ def test_a_close_racing_a_fill_ends_consistent(submit):
     assert event.details["leaves_qty"] in (7000, 6000)
     late = OrderFlag.objects.filter(order=order, kind=OrderFlag.Kind.LATE_EXECUTION).count()
     assert late == (1 if event.details["leaves_qty"] == 7000 else 0)
+
+
+def test_a_desk_order_is_not_closed_locally_its_children_are(trader, account, aapl, venue):
+    pm = _pm("pm-close", account)
+    parent = _desk_order(pm, "PM-CL-1")
+    order_accept(user=trader, order_id=parent.pk)
+    child = order_child_place(user=trader, order_id=parent.pk, quantity=400, order_type="LIMIT", limit_price="175.50")
+    with pytest.raises(InvalidStateTransition) as refused:
+        order_close_locally(order_id=parent.pk, actor="mo1", reason="venue lost it")
+    assert refused.value.code == "desk_order"
+    closed = order_close_locally(order_id=child.pk, actor="mo1", reason="venue lost it")
+    assert closed.status == "cancelled"

@@ -13,11 +13,18 @@ from audit.models import AuditEvent
 from compliance.models import RuleSetting
 from oms_site.errors import InvalidStateTransition
 from oms_site.roles import PORTFOLIO_MANAGER_GROUP
-from orders.models import AccountExposure, Order, OrderRequest
+from orders.models import AccountExposure, Order, OrderRequest, Position
 from orders.selectors import OrderActions
-from orders.services import order_accept, order_child_place, order_submit, override_approve
-from routing.models import OutboundMessage
-from tests.conftest import apply
+from orders.services import (
+    execution_report_apply,
+    inbox_apply,
+    order_accept,
+    order_child_place,
+    order_submit,
+    override_approve,
+)
+from routing.models import InboundMessage, OutboundMessage
+from tests.conftest import apply, report
 from tests.factories import UserFactory
 from tests.helpers import assert_error, client_for, run_together
 from tests.orders.test_exposure import recomputed, stored
@@ -34,6 +41,21 @@ def _pm(username: str, *accounts):
     for account in accounts:
         account.traders.add(user)
     return user
+
+
+def _desk_order(pm, client_order_id: str, quantity: int = 1000) -> Order:
+    """A portfolio manager's BUY ``quantity`` AAPL LIMIT 175.50 on ACC-1, waiting for the desk."""
+    order, _ = order_submit(
+        user=pm,
+        client_order_id=client_order_id,
+        account="ACC-1",
+        symbol="AAPL",
+        side="BUY",
+        quantity=quantity,
+        order_type="LIMIT",
+        limit_price=Decimal("175.50"),
+    )
+    return order
 
 
 @pytest.fixture
@@ -259,7 +281,7 @@ def test_owner_places_two_children(api, pm_api, parent):
     assert (one["desk_order"], two["order_type"], two["venue"]) == (False, "MARKET", "SIM")
     assert OutboundMessage.objects.filter(msg_type="D").count() == 2  # routed like any order
     body = api.get(f"{ORDERS}{parent['id']}/").json()
-    assert (body["children"], body["placed_quantity"], body["status"]) == ([one["id"], two["id"]], 1000, "new")
+    assert (body["children"], body["placed_quantity"], body["status"]) == ([one["id"], two["id"]], 1000, "open")
     listed = next(o for o in api.get(ORDERS).json()["results"] if o["id"] == parent["id"])
     assert (listed["children"], listed["placed_quantity"]) == ([one["id"], two["id"]], 1000)
     # The PM follows the progress of their order's children.
@@ -360,16 +382,7 @@ def test_a_child_cannot_be_increased(api, parent):
 @pytest.mark.postgres
 def test_eight_racing_placements_of_200_on_1000_place_exactly_five(trader, account, aapl, venue):
     pm = _pm("pm1", account)
-    parent, _ = order_submit(
-        user=pm,
-        client_order_id="PM-RACE",
-        account="ACC-1",
-        symbol="AAPL",
-        side="BUY",
-        quantity=1000,
-        order_type="LIMIT",
-        limit_price=Decimal("175.50"),
-    )
+    parent = _desk_order(pm, "PM-RACE")
     order_accept(user=trader, order_id=parent.pk)
 
     def place():
@@ -404,3 +417,193 @@ def test_an_accepted_desk_order_counts_against_limits_through_its_children_only(
     assert _child(api, pm_order["id"], 600).status_code == 201
     assert working() == 1000
     assert stored() == recomputed()
+
+
+# --------------------------------------------- the parent follows its children's fills
+def _children(api, parent_id: int, *quantities) -> list[Order]:
+    children = []
+    for quantity in quantities:
+        response = _child(api, parent_id, quantity)
+        assert response.status_code == 201, response.content
+        child = Order.objects.get(pk=response.json()["id"])
+        apply(child, ExecType="0", OrdStatus="0")
+        children.append(child)
+    return children
+
+
+def _fill(child: Order, qty: int, px: str, cum: int, avg: str):
+    status = "2" if cum == child.quantity else "1"
+    return apply(
+        child,
+        ExecType="F",
+        OrdStatus=status,
+        LastQty=qty,
+        LastPx=px,
+        CumQty=cum,
+        LeavesQty=child.quantity - cum,
+        AvgPx=avg,
+    )
+
+
+def _position(account, aapl) -> int:
+    return Position.objects.filter(account=account, security=aapl).values_list("quantity", flat=True).first() or 0
+
+
+def test_the_first_child_placed_opens_the_parent(api, parent):
+    assert Order.objects.get(pk=parent["id"]).status == "new"
+    _child(api, parent["id"], 100)
+    assert Order.objects.get(pk=parent["id"]).status == "open"
+    placed = AuditEvent.objects.get(object_id=str(parent["id"]), action="order.child_placed")
+    assert (placed.before["status"], placed.after["status"]) == ("new", "open")
+
+
+def test_parent_fills_follow_its_childrens_executions(api, pm_api, parent, account, aapl):
+    one, two = _children(api, parent["id"], 500, 500)
+
+    _fill(one, 500, "175.10", 500, "175.10")
+    mid = Order.objects.get(pk=parent["id"])
+    assert (mid.status, mid.filled_quantity, mid.avg_fill_price) == ("partially_filled", 500, Decimal("175.10"))
+    _fill(two, 200, "175.20", 200, "175.20")
+    _fill(two, 300, "175.25", 500, "175.23")
+
+    done = Order.objects.get(pk=parent["id"])
+    # (500 x 175.10 + 200 x 175.20 + 300 x 175.25) / 1000, to the children's 8 decimals
+    assert (done.status, done.filled_quantity, done.avg_fill_price) == ("filled", 1000, Decimal("175.16500000"))
+    body = pm_api.get(f"{ORDERS}{parent['id']}/").json()
+    assert (body["status"], body["filled_quantity"], body["avg_fill_price"]) == ("filled", 1000, "175.16500000")
+    progress = AuditEvent.objects.filter(object_id=str(parent["id"]), action="order.parent_progress").order_by("id")
+    assert [(e.before["status"], e.after["status"], e.after["filled_quantity"]) for e in progress] == [
+        ("open", "partially_filled", 500),
+        ("partially_filled", "partially_filled", 700),
+        ("partially_filled", "filled", 1000),
+    ]
+    assert all(e.actor == "venue:SIM" for e in progress)
+    # The children's executions booked the position once: 1,000, not 2,000.
+    assert _position(account, aapl) == 1000
+    assert not parent_has_executions(parent["id"])
+    assert stored() == recomputed()
+
+
+def parent_has_executions(parent_id: int) -> bool:
+    return Order.objects.get(pk=parent_id).executions.exists()
+
+
+def test_a_child_bust_moves_the_parent_back(api, parent, account, aapl):
+    one, two = _children(api, parent["id"], 500, 500)
+    _fill(one, 500, "175.10", 500, "175.10")
+    _fill(two, 500, "175.30", 500, "175.30")
+    assert Order.objects.get(pk=parent["id"]).status == "filled"
+
+    bust = two.executions.get(exec_type="F").exec_id
+    apply(two, ExecType="H", OrdStatus="0", ExecRefID=bust, LastQty=0, CumQty=0, LeavesQty=500)
+
+    back = Order.objects.get(pk=parent["id"])
+    assert (back.status, back.filled_quantity, back.avg_fill_price) == ("partially_filled", 500, Decimal("175.10"))
+    event = AuditEvent.objects.filter(object_id=str(parent["id"]), action="order.parent_progress").latest("id")
+    assert (event.before["status"], event.after["status"]) == ("filled", "partially_filled")
+    assert _position(account, aapl) == 500
+    bust_one = one.executions.get(exec_type="F").exec_id
+    apply(one, ExecType="H", OrdStatus="0", ExecRefID=bust_one, LastQty=0, CumQty=0, LeavesQty=500)
+    back.refresh_from_db()
+    assert (back.status, back.filled_quantity, back.avg_fill_price) == ("open", 0, None)
+    assert stored() == recomputed()
+
+
+def test_a_cancelled_parent_keeps_its_fills_and_takes_late_child_fills(api, parent):
+    one, two = _children(api, parent["id"], 500, 500)
+    _fill(one, 300, "175.10", 300, "175.10")
+
+    response = api.post(f"{ORDERS}{parent['id']}/cancel/")
+
+    assert response.status_code == 202, response.content
+    assert (response.json()["status"], response.json()["filled_quantity"]) == ("cancelled", 300)
+    assert not OutboundMessage.objects.filter(order_id=parent["id"]).exists()  # never at a venue
+    one.refresh_from_db()
+    assert one.status == "pending_cancel"
+    # The venue fills the child before the cancel: the parent stays cancelled, with it.
+    _fill(one, 200, "175.20", 500, "175.14")
+    cancelled = Order.objects.get(pk=parent["id"])
+    assert (cancelled.status, cancelled.filled_quantity, cancelled.avg_fill_price) == (
+        "cancelled",
+        500,
+        Decimal("175.14000000"),
+    )
+    event = AuditEvent.objects.filter(object_id=str(parent["id"]), action="order.parent_progress").latest("id")
+    assert (event.before["filled_quantity"], event.after["filled_quantity"], event.after["status"]) == (
+        300,
+        500,
+        "cancelled",
+    )
+    assert stored() == recomputed()
+
+
+def test_a_batch_of_reports_moves_the_parent_once_per_batch(api, parent, venue, account, aapl):
+    one, two = _children(api, parent["id"], 500, 500)
+    messages = [
+        report(one, ExecType="F", OrdStatus="1", LastQty=200, LastPx="175.10", CumQty=200, LeavesQty=300),
+        report(two, ExecType="F", OrdStatus="2", LastQty=500, LastPx="175.40", CumQty=500, LeavesQty=0),
+        report(one, ExecType="F", OrdStatus="2", LastQty=300, LastPx="175.20", CumQty=500, LeavesQty=0),
+    ]
+    for seq, tags in enumerate(messages, start=1):
+        fields = [[35, "8"], [34, str(seq)], *[[t, v] for t, v in tags.items() if t != 35]]
+        InboundMessage.objects.create(
+            venue=venue,
+            epoch=1,
+            msg_seq_num=seq,
+            msg_type="8",
+            fields=fields,
+            raw="".join(f"{t}={v}\x01" for t, v in fields),
+        )
+
+    assert inbox_apply(venue_code=venue.code) == 3
+
+    done = Order.objects.get(pk=parent["id"])
+    # (200 x 175.10 + 500 x 175.40 + 300 x 175.20) / 1000
+    assert (done.status, done.filled_quantity, done.avg_fill_price) == ("filled", 1000, Decimal("175.28000000"))
+    progress = AuditEvent.objects.filter(object_id=str(parent["id"]), action="order.parent_progress")
+    assert [(e.before["status"], e.after["status"]) for e in progress] == [("open", "filled")]
+    assert {o.status for o in Order.objects.filter(parent_id=parent["id"])} == {"filled"}
+    assert _position(account, aapl) == 1000
+    assert stored() == recomputed()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_two_children_filled_at_once_fill_the_parent_exactly(trader, account, aapl, venue):
+    pm = _pm("pm1", account)
+    parent = _desk_order(pm, "PM-FILLS")
+    order_accept(user=trader, order_id=parent.pk)
+    children = [
+        order_child_place(
+            user=trader, order_id=parent.pk, quantity=500, order_type="LIMIT", limit_price=Decimal("175.50")
+        )
+        for _ in range(2)
+    ]
+    for child in children:
+        apply(child, ExecType="0", OrdStatus="0")
+
+    def filler(child: Order, px: str):
+        message = report(child, ExecType="F", OrdStatus="2", LastQty=500, LastPx=px, CumQty=500, LeavesQty=0)
+        return lambda: execution_report_apply(venue_code=venue.code, message=message)
+
+    outcomes = run_together([filler(children[0], "175.00"), filler(children[1], "176.00")])
+
+    assert [o.outcome for o in outcomes] == ["applied", "applied"], outcomes
+    parent.refresh_from_db()
+    assert (parent.status, parent.filled_quantity, parent.avg_fill_price) == ("filled", 1000, Decimal("175.50000000"))
+    assert AuditEvent.objects.filter(object_id=str(parent.pk), action="order.parent_progress").count() == 2
+    assert _position(account, aapl) == 1000
+    assert stored() == recomputed()
+
+
+def test_a_parent_cut_to_what_its_children_filled_is_filled(api, parent):
+    one, two = _children(api, parent["id"], 500, 500)
+    _fill(one, 500, "175.10", 500, "175.10")
+    apply(two, ExecType="4", OrdStatus="4", CumQty=0, LeavesQty=0)  # unsolicited cancel: 500 free again
+
+    response = api.post(f"{ORDERS}{parent['id']}/amend/", {"quantity": 500}, format="json")
+
+    assert response.status_code == 202, response.content
+    assert (response.json()["status"], response.json()["filled_quantity"]) == ("filled", 500)
+    event = AuditEvent.objects.get(object_id=str(parent["id"]), action="order.amended")
+    assert (event.before["status"], event.after["status"]) == ("partially_filled", "filled")
