@@ -192,6 +192,7 @@ class VenueRunner(threading.Thread):
         self.blocked = ""  # why we do not connect: fatal, stopped, disabled
         self.retired = False
         self.venue = None  # the venue's settings as of the last poll (its schedule)
+        self._reset_next_logon = False  # an operator reset: the next Logon asks the venue to reset too
         self._apply_due = False
         self._stop_event = threading.Event()
         self._release = True
@@ -332,6 +333,7 @@ class VenueRunner(threading.Thread):
                 venue_id=self.venue_id, holder=self.host.holder_id, token=self.token, lease_ttl=self.host.lease_ttl
             )
             store.reset()
+            self._reset_next_logon = True
             self.backoff, self.next_attempt = 1.0, 0.0
         elif action.requested_action == VenueSession.Action.SET_SEQUENCE:
             store = self.store or DbStore(
@@ -372,7 +374,7 @@ class VenueRunner(threading.Thread):
                 target_comp_id=venue.target_comp_id,
                 heartbeat_interval=venue.heartbeat_interval,
                 role=Role.INITIATOR,
-                reset_on_logon=venue.reset_on_logon or new_session,
+                reset_on_logon=venue.reset_on_logon or new_session or self._reset_next_logon,
             ),
             store=self.store,
             app=self,
@@ -382,6 +384,7 @@ class VenueRunner(threading.Thread):
         )
         logger.info("FIX %s: connected to %s:%s, logging on", self.code, venue.host, venue.port)
         self.session.connection_made(_Transport(sock, self), time.monotonic())
+        self._reset_next_logon = False
         if new_session:
             logger.info("FIX %s: new session since %s: sequence numbers reset", self.code, started.isoformat())
             services.session_fenced_update(

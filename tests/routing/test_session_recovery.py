@@ -14,7 +14,7 @@ from oms_site.errors import InvalidInput
 from oms_site.roles import MIDDLE_OFFICE_GROUP
 from orders.selectors import TRADER_GROUP
 from routing import services
-from routing.models import Venue, VenueSession
+from routing.models import FixMessageLog, Venue, VenueSession
 from tests.factories import UserFactory
 
 from .conftest import venue_at, wait_for
@@ -284,6 +284,9 @@ def test_after_a_venue_restart_a_reset_and_reconnect_by_middle_office_logs_on_ag
     assert (row.fatal, row.stopped, row.requested_action) == (False, False, "")
     assert row.sender_epoch > epochs[0] and row.target_epoch > epochs[1]  # new generations
     assert acceptor.connections == connections + 1
+    # The Logon after an operator's reset asks the venue to reset too (ResetSeqNumFlag).
+    logon = FixMessageLog.objects.filter(venue=sim, direction="out", msg_type="A").latest("id")
+    assert "\x01141=Y\x01" in logon.raw and "\x0134=1\x01" in logon.raw
     actions = list(
         AuditEvent.objects.filter(object_type="venue", object_id="SIM").order_by("id").values_list("action", "actor")
     )
