@@ -30,17 +30,18 @@ def _event(writer: int, n: int, tag: str) -> AuditEvent:
     )
 
 
-def _writer(writer: int) -> tuple[set[int], set[int]]:
+def _writer(writer: int, more=lambda: False, deadline: float = 0.0) -> tuple[set[int], set[int]]:
     """50 events in transactions of 1 to 4, every fifth transaction rolled back; some
     transactions write a row (an event) first and sleep before the rest, so that
-    transactions overlap and commit out of id order. Returns (committed, rolled back)."""
+    transactions overlap and commit out of id order; then more while ``more()`` says so
+    (until ``deadline``, monotonic). Returns (committed, rolled back)."""
     rng = random.Random(writer)
     committed: set[int] = set()
     rolled_back: set[int] = set()
     n = 0
     txn = 0
-    while n < EVENTS_PER_WRITER:
-        size = min(rng.randint(1, 4), EVENTS_PER_WRITER - n)
+    while n < EVENTS_PER_WRITER or (more() and time.monotonic() < deadline):
+        size = min(rng.randint(1, 4), max(EVENTS_PER_WRITER - n, 1))
         txn += 1
         doomed = txn % 5 == 0
         ids: list[int] = []
@@ -81,17 +82,25 @@ def test_concurrent_writers_and_a_sealer_leave_one_linear_chain():
     stop = threading.Event()
     seal_rounds: list[int] = []
 
+    rounds_done: list[int] = []
+
     def sealer():
         rounds = 0
         while not stop.is_set():
             audit_seal(batch=37)  # small batches: many rounds interleave with the writers
             rounds += 1
+            rounds_done.append(rounds)
         return rounds
 
     sealing = threading.Thread(target=lambda: (seal_rounds.append(sealer()), connection.close()))
     sealing.start()
+    # On a loaded machine the writers could finish within one sealing round: they keep
+    # writing until the sealer has run at least twice beside them.
+    deadline = time.monotonic() + 60
     try:
-        outcomes = run_together([lambda w=w: _writer(w) for w in range(WRITERS)])
+        outcomes = run_together(
+            [lambda w=w: _writer(w, more=lambda: len(rounds_done) < 2, deadline=deadline) for w in range(WRITERS)]
+        )
     finally:
         stop.set()
         sealing.join(timeout=60)
