@@ -54,7 +54,19 @@ _sv_start() {
 }
 
 _sv_alive() { kill -0 "$1" 2>/dev/null; }
-_sv_group_alive() { kill -0 -- "-$1" 2>/dev/null; }
+# A group is alive while a member of it is not a zombie: a leader that has died stays
+# in its group as a zombie until this shell reaps it, which it does at its own pace.
+_sv_group_alive() {
+  local pgid="$1" stat line fields
+  kill -0 -- "-$pgid" 2>/dev/null || return 1
+  for stat in /proc/[0-9]*/stat; do
+    { read -r line < "$stat"; } 2>/dev/null || continue
+    line="${line##*) }" # after "pid (comm) ": state ppid pgrp ...
+    read -r -a fields <<< "$line"
+    [ "${fields[2]}" = "$pgid" ] && [ "${fields[0]}" != "Z" ] && return 0
+  done
+  return 1
+}
 
 # _sv_group_clear PGID: stop what is left of a process group (children of a dead leader).
 _sv_group_clear() {
