@@ -99,6 +99,8 @@ TERMINAL_STATUSES = frozenset({S.CANCELLED, S.REJECTED, S.EXPIRED})
 LIVE_STATUSES = frozenset({S.PENDING_NEW, S.OPEN, S.PARTIALLY_FILLED, S.PENDING_CANCEL, S.PENDING_AMEND})
 # Working: not ended, so it counts toward limits (staged and held orders included).
 WORKING_STATUSES = frozenset({S.NEW, S.HELD, *LIVE_STATUSES})
+# A desk order (a portfolio manager's, worked by its owner) takes child orders in these.
+PLACEABLE_STATUSES = frozenset({S.NEW, S.OPEN, S.PARTIALLY_FILLED})
 # Working and not already being cancelled: what a kill switch sends a cancel for.
 CANCELLABLE_STATUSES = WORKING_STATUSES - {S.PENDING_CANCEL}
 

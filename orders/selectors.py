@@ -14,7 +14,19 @@ from compliance.models import OverrideRequest
 from oms_site.errors import NotFound
 from oms_site.roles import API_CLIENT_GROUP, MIDDLE_OFFICE_GROUP, PORTFOLIO_MANAGER_GROUP, TRADER_GROUP
 
-from .models import LIVE_STATUSES, Account, Basket, Execution, Order, OrderStatus, OrderType, Position, Security, Side
+from .models import (
+    LIVE_STATUSES,
+    PLACEABLE_STATUSES,
+    Account,
+    Basket,
+    Execution,
+    Order,
+    OrderStatus,
+    OrderType,
+    Position,
+    Security,
+    Side,
+)
 
 __all__ = ["API_CLIENT_GROUP", "MIDDLE_OFFICE_GROUP", "TRADER_GROUP"]  # the group names, for callers of old
 
@@ -238,6 +250,29 @@ def order_actions(*, user, order: Order) -> OrderActions:
         and order.status == OrderStatus.HELD
         and not order.override_requests.filter(status=OverrideRequest.Status.PENDING).exists(),
     )
+
+
+@dataclass(frozen=True)
+class DeskActions:
+    """What a user may do with a desk order now (the desk services check again)."""
+
+    can_accept: bool
+    can_place_child: bool
+
+
+def order_desk_actions(*, user, order: Order) -> DeskActions:
+    """Accept it off the incoming queue (a trader of its account, not a portfolio
+    manager, while it is new and unowned), or place a child (its owner, while it takes
+    children)."""
+    if not order.desk_order:
+        return DeskActions(False, False)
+    can_accept = (
+        order.owner_id is None
+        and order.status == OrderStatus.NEW
+        and not user_is_portfolio_manager(user)
+        and accounts_tradable_by(user=user).filter(pk=order.account_id).exists()
+    )
+    return DeskActions(can_accept, order.owner_id == user.pk and order.status in PLACEABLE_STATUSES)
 
 
 def orders_version(*, orders: QuerySet[Order]) -> tuple:

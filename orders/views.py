@@ -35,7 +35,7 @@ from .forms import (
     errors_to_form,
     new_client_order_id,
 )
-from .models import TERMINAL_STATUSES, Order, OrderStatus, Origin
+from .models import Order, OrderStatus, Origin
 from .templatetags.oms import price
 
 BLOTTER_PAGE_SIZE = 50
@@ -272,24 +272,19 @@ def _detail_context(request, order: Order, **extra) -> dict[str, Any]:
 
 
 def _desk_context(request, order: Order) -> dict[str, Any]:
-    """A desk order's family on its page: its children (or its parent), whether this
-    user may accept it off the incoming queue or place a child."""
+    """A desk order's family on its page: its children (or its parent), and what this
+    user may do with it."""
     if not order.desk_order and order.parent_id is None:
         return {}
-    user = request.user
-    working_it = order.desk_order and order.owner_id == user.pk and order.status not in TERMINAL_STATUSES
+    actions = selectors.order_desk_actions(user=request.user, order=order)
     return {
         "desk": True,
         "children": list(order.children.select_related("venue").order_by("id")) if order.desk_order else [],
         "placed_quantity": order.placed_quantity_read() if order.desk_order else None,
-        "can_accept": order.desk_order
-        and order.owner_id is None
-        and order.status == OrderStatus.NEW
-        and not selectors.user_is_portfolio_manager(user)
-        and selectors.accounts_tradable_by(user=user).filter(pk=order.account_id).exists(),
-        "can_place_child": working_it,
+        "can_accept": actions.can_accept,
+        "can_place_child": actions.can_place_child,
         "child_form": ChildOrderForm(label_suffix="", venues=routing_selectors.venues_enabled())
-        if working_it
+        if actions.can_place_child
         else None,
     }
 

@@ -154,13 +154,15 @@ def outbox_pending_order_ids(*, venue_id: int):
     return OutboundMessage.objects.filter(venue_id=venue_id, state=OutboundMessage.State.PENDING).values("order_id")
 
 
+def outbox_waiting_overdue(*, wait_seconds: float, now: dt.datetime | None = None):
+    """The NewOrderSingles still unsent after ``wait_seconds``: their orders may be
+    waiting for a session that is not coming back in time (a lazy queryset)."""
+    cutoff = (now or timezone.now()) - dt.timedelta(seconds=wait_seconds)
+    return OutboundMessage.objects.filter(state=OutboundMessage.State.PENDING, msg_type="D", created_at__lt=cutoff)
+
+
 def outbox_waiting_overdue_exists(*, wait_seconds: float) -> bool:
-    """Is any NewOrderSingle still unsent after ``wait_seconds``? (Its order may be
-    waiting for a session that is not coming back in time.)"""
-    cutoff = timezone.now() - dt.timedelta(seconds=wait_seconds)
-    return OutboundMessage.objects.filter(
-        state=OutboundMessage.State.PENDING, msg_type="D", created_at__lt=cutoff
-    ).exists()
+    return outbox_waiting_overdue(wait_seconds=wait_seconds).exists()
 
 
 def outbox_pending_ids(*, venue_id: int, limit: int) -> list[int]:

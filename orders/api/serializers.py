@@ -11,11 +11,10 @@ from ..services import BASKET_MAX_LINES, LOCAL_CLOSE_STATUSES
 PRICE = {"max_digits": 18, "decimal_places": 8}
 
 
-class OrderCreateInputSerializer(serializers.Serializer):
-    client_order_id = serializers.CharField(max_length=64)
-    account = serializers.CharField(max_length=32)
-    symbol = serializers.CharField(max_length=32)
-    side = serializers.ChoiceField(choices=Side.choices)
+class OrderChildInputSerializer(serializers.Serializer):
+    """A child order of a parent: its account, symbol and side are the parent's; the
+    terms of any order (``OrderCreateInputSerializer`` adds who and what)."""
+
     quantity = serializers.IntegerField(min_value=1)
     order_type = serializers.ChoiceField(choices=OrderType.choices)
     limit_price = serializers.DecimalField(**PRICE, required=False, allow_null=True)
@@ -23,6 +22,13 @@ class OrderCreateInputSerializer(serializers.Serializer):
     time_in_force = serializers.ChoiceField(choices=TimeInForce.choices, default=TimeInForce.DAY)
     expire_at = serializers.DateTimeField(required=False, allow_null=True)
     venue = serializers.CharField(max_length=20, required=False, allow_null=True, allow_blank=True)
+
+
+class OrderCreateInputSerializer(OrderChildInputSerializer):
+    client_order_id = serializers.CharField(max_length=64)
+    account = serializers.CharField(max_length=32)
+    symbol = serializers.CharField(max_length=32)
+    side = serializers.ChoiceField(choices=Side.choices)
     short_exempt_reason = serializers.CharField(
         max_length=500,
         required=False,
@@ -57,18 +63,6 @@ class OrderCheckSerializer(serializers.Serializer):
 
     outcome = CheckOutcomeField()
     results = CheckResultSerializer(many=True, source="visible_results")
-
-
-class OrderChildInputSerializer(serializers.Serializer):
-    """A child order of a parent: its account, symbol and side are the parent's."""
-
-    quantity = serializers.IntegerField(min_value=1)
-    order_type = serializers.ChoiceField(choices=OrderType.choices)
-    limit_price = serializers.DecimalField(**PRICE, required=False, allow_null=True)
-    stop_price = serializers.DecimalField(**PRICE, required=False, allow_null=True)
-    time_in_force = serializers.ChoiceField(choices=TimeInForce.choices, default=TimeInForce.DAY)
-    expire_at = serializers.DateTimeField(required=False, allow_null=True)
-    venue = serializers.CharField(max_length=20, required=False, allow_null=True, allow_blank=True)
 
 
 class OrderAmendInputSerializer(serializers.Serializer):

@@ -21,12 +21,11 @@ from django.utils import timezone
 from audit.services import actor_name
 from oms_site.errors import InvalidStateTransition, NotPermitted
 
-from ..models import Order, OrderStatus, Origin, TimeInForce
+from ..models import PLACEABLE_STATUSES, Order, OrderStatus, Origin, TimeInForce
 from ._common import order_audit, order_lock_for_trading, order_snapshot
 from .submit import order_create, submission_validate
 
 # The statuses in which a parent may have more of its quantity placed.
-PLACEABLE_STATUSES = frozenset({OrderStatus.NEW, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED})
 
 S = OrderStatus
 

@@ -27,7 +27,7 @@ from django.utils import timezone
 from oms_site.errors import InvalidStateTransition
 from routing import selectors as routing_selectors
 from routing import services as routing_services
-from routing.models import OutboundMessage, Venue
+from routing.models import Venue
 
 from ..locks import order_lock
 from ..models import LIVE_STATUSES, Order, OrderRequest, TimeInForce
@@ -46,23 +46,17 @@ def route_wait_seconds() -> float:
     return float(getattr(settings, "OMS_ROUTE_WAIT_SECONDS", 60))
 
 
-def orders_waiting_overdue(*, now: dt.datetime) -> list[tuple[int, int]]:
-    """(order id, venue id) of the NewOrderSingles still unsent after the wait."""
-    cutoff = now - dt.timedelta(seconds=route_wait_seconds())
-    return list(
-        OutboundMessage.objects.filter(
-            state=OutboundMessage.State.PENDING, msg_type="D", created_at__lt=cutoff
-        ).values_list("order_id", "venue_id")
-    )
-
-
 def orders_waiting_expire(*, now: dt.datetime | None = None, actor: str = SYSTEM_ACTOR) -> list[int]:
     """Reject the orders that waited longer than ``OMS_ROUTE_WAIT_SECONDS`` for a venue
     whose session is still down; returns their ids. An order whose NewOrderSingle the
     session claimed meanwhile is left to the venue (the withdraw is a compare-and-swap
     on the outbox row)."""
     now = now or timezone.now()
-    overdue = orders_waiting_overdue(now=now)
+    overdue = list(
+        routing_selectors.outbox_waiting_overdue(wait_seconds=route_wait_seconds(), now=now).values_list(
+            "order_id", "venue_id"
+        )
+    )
     if not overdue:
         return []
     venues = {

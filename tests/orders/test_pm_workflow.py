@@ -207,26 +207,8 @@ def test_pm_sees_only_their_own_orders(pm_api, pm_order, account, api):
 
 def test_pm_order_held_by_compliance_returns_to_the_queue_when_released(pm, trader, middle_office, aapl, venue):
     RuleSetting.objects.filter(scope="firm", rule="duplicate_order").update(enabled=True)
-    first, _ = order_submit(
-        user=pm,
-        client_order_id="PM-D1",
-        account="ACC-1",
-        symbol="AAPL",
-        side="BUY",
-        quantity=100,
-        order_type="LIMIT",
-        limit_price=Decimal("175.50"),
-    )
-    held, _ = order_submit(
-        user=pm,
-        client_order_id="PM-D2",
-        account="ACC-1",
-        symbol="AAPL",
-        side="BUY",
-        quantity=100,
-        order_type="LIMIT",
-        limit_price=Decimal("175.50"),
-    )
+    first = _desk_order(pm, "PM-D1", quantity=100)
+    held = _desk_order(pm, "PM-D2", quantity=100)
     assert (first.status, held.status) == ("new", "held")
     response = client_for(trader).post(f"{ORDERS}{held.pk}/override/", {"justification": "intended"}, format="json")
     assert response.status_code < 300, response.content

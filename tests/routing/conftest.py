@@ -10,6 +10,7 @@ from routing.fix import codec
 from routing.fix.session import HEADER_TAGS
 from routing.hosting import SessionHost, VenueRunner
 from routing.models import Venue
+from routing.simulator import SimulatorServer
 from tests.conftest import compliance_quiet_for_lifecycle
 
 from .sim_client import SimClient
@@ -71,6 +72,24 @@ def hosts():
     yield start
     for host in started:
         host.stop(release=True)
+
+
+@pytest.fixture
+def make_sim():
+    """Start in-memory venue simulators on free ports; at the end each stops, and the
+    clients must never have session-rejected anything it sent."""
+    servers: list[SimulatorServer] = []
+
+    def make(**options) -> SimulatorServer:
+        options.setdefault("fill_interval", 0.2)
+        server = SimulatorServer("127.0.0.1", 0, **options).start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+        assert server.session_rejects == [], "the client session-rejected something the simulator sent"
 
 
 @pytest.fixture

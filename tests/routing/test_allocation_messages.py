@@ -15,7 +15,6 @@ from orders.services.inbox import ALLOCATION_ACK_UNMATCHED
 from routing.fix import codec
 from routing.fix.session import HEADER_TAGS, MemoryStore
 from routing.models import InboundMessage, Venue
-from routing.simulator import SimulatorServer
 
 from .sim_client import Received, SimClient
 
@@ -136,28 +135,12 @@ def test_the_oms_session_accepts_allocation_acks():
 
 
 # --------------------------------------------------------------------- simulator
-@pytest.fixture
-def sims():
-    servers: list[SimulatorServer] = []
-
-    def make(**options) -> SimulatorServer:
-        options.setdefault("fill_interval", 0.2)
-        server = SimulatorServer("127.0.0.1", 0, **options).start()
-        servers.append(server)
-        return server
-
-    yield make
-    for server in servers:
-        server.stop()
-        assert server.session_rejects == [], "the client session-rejected something the simulator sent"
-
-
 def _valid_ack(message: Received) -> None:
     codec.validate_inbound("P", message.fields, "FIX.4.4", frozenset({"P"}))
 
 
-def test_simulator_answers_received_then_accepted(sims, connect):
-    sim = sims(fill_interval=0.3)
+def test_simulator_answers_received_then_accepted(make_sim, connect):
+    sim = make_sim(fill_interval=0.3)
     client = connect(sim)
     client.send("J", instruction("AL1", transact_time=dt.datetime.now(dt.UTC)))
     received = client.expect(msg_type="P", t70="AL1")
@@ -172,8 +155,8 @@ def test_simulator_answers_received_then_accepted(sims, connect):
     assert sim.received[-1][0] == "J"
 
 
-def test_simulator_rejects_allocations_not_summing_to_the_quantity(sims, connect):
-    sim = sims()
+def test_simulator_rejects_allocations_not_summing_to_the_quantity(make_sim, connect):
+    sim = make_sim()
     client = connect(sim)
     client.send("J", instruction("AL9", quantity=1000, allocs=[("ACC-1", 600), ("ACC-2", 300)]))
     reject = client.expect(msg_type="P", t70="AL9")
@@ -183,8 +166,8 @@ def test_simulator_rejects_allocations_not_summing_to_the_quantity(sims, connect
     assert sim.allocations == {"AL9": "rejected"}
 
 
-def test_simulator_rejects_an_unknown_symbol(sims, connect):
-    sim = sims(reject_symbols=["BADSYM"])
+def test_simulator_rejects_an_unknown_symbol(make_sim, connect):
+    sim = make_sim(reject_symbols=["BADSYM"])
     client = connect(sim)
     client.send("J", instruction("AL3", symbol="BADSYM"))
     reject = client.expect(msg_type="P", t70="AL3")
@@ -192,8 +175,8 @@ def test_simulator_rejects_an_unknown_symbol(sims, connect):
     assert sim.allocations == {"AL3": "rejected"}
 
 
-def test_a_cancel_before_acceptance_is_accepted_and_the_original_never_is(sims, connect):
-    sim = sims(fill_interval=0.5)
+def test_a_cancel_before_acceptance_is_accepted_and_the_original_never_is(make_sim, connect):
+    sim = make_sim(fill_interval=0.5)
     client = connect(sim)
     client.send("J", instruction("AL1"))
     assert client.expect(msg_type="P", t70="AL1")[87] == "3"
@@ -207,16 +190,16 @@ def test_a_cancel_before_acceptance_is_accepted_and_the_original_never_is(sims, 
     assert [(m[70], m[87]) for m in client.messages] == [("AL1", "3"), ("AL1-C", "0"), ("AL2", "3"), ("AL2", "0")]
 
 
-def test_a_cancel_of_an_unknown_allocation_is_rejected(sims, connect):
-    sim = sims()
+def test_a_cancel_of_an_unknown_allocation_is_rejected(make_sim, connect):
+    sim = make_sim()
     client = connect(sim)
     client.send("J", instruction("AL5-C", trans_type="CANCEL", ref_alloc_id="NOPE"))
     reject = client.expect(msg_type="P", t70="AL5-C")
     assert (reject[87], reject[88], reject[58]) == ("1", "7", "Unknown RefAllocID NOPE")
 
 
-def test_allocation_acks_are_journaled_and_resendable_after_a_restart(sims, tmp_path):
-    sim = sims(store_dir=tmp_path, fsync=False)
+def test_allocation_acks_are_journaled_and_resendable_after_a_restart(make_sim, tmp_path):
+    sim = make_sim(store_dir=tmp_path, fsync=False)
     client = SimClient(sim.port, store=MemoryStore()).connect()
     try:
         client.send("J", instruction("AL1"))
@@ -225,7 +208,7 @@ def test_allocation_acks_are_journaled_and_resendable_after_a_restart(sims, tmp_
         client.logout()
     sent = {msg_type for msg_type, _ in sim.session_for().store.outbound.values()}
     sim.stop()
-    again = sims(store_dir=tmp_path, fsync=False)
+    again = make_sim(store_dir=tmp_path, fsync=False)
     stored = [raw for msg_type, raw in again.session_for().store.outbound.values() if msg_type == "P"]
     assert "P" in sent
     assert len(stored) == 2 and all(b"\x0170=AL1\x01" in raw for raw in stored)

@@ -21,27 +21,10 @@ from django.core.management import CommandError, call_command
 
 from routing.fix import codec
 from routing.fix.session import MemoryStore
-from routing.simulator import SimulatorServer
 
 from .sim_client import Received, SimClient
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def make_sim():
-    servers: list[SimulatorServer] = []
-
-    def make(**options) -> SimulatorServer:
-        options.setdefault("fill_interval", 0.2)
-        server = SimulatorServer("127.0.0.1", 0, **options).start()
-        servers.append(server)
-        return server
-
-    yield make
-    for server in servers:
-        server.stop()
-        assert server.session_rejects == [], "the client session-rejected something the simulator sent"
 
 
 def _now() -> str:
