@@ -294,9 +294,12 @@ class VenueRunner(threading.Thread):
             self.retired = True
             return
         self.venue = venue
-        action = services.session_action_take(venue_id=self.venue_id, holder=self.host.holder_id, token=self.token)
+        action = services.session_action_pending(venue_id=self.venue_id, holder=self.host.holder_id, token=self.token)
         if action is not None:
             self._carry_out(action)
+            services.session_action_done(
+                venue_id=self.venue_id, holder=self.host.holder_id, token=self.token, taken=action
+            )
             session_row = selectors.venue_session_get(venue_id=self.venue_id)
         self.blocked = "fatal" if session_row.fatal else "stopped" if session_row.stopped else ""
 

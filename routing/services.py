@@ -315,20 +315,30 @@ def session_error_clear(*, venue_id: int, holder: str, token: int) -> bool:
     return True
 
 
-def session_action_take(*, venue_id: int, holder: str, token: int) -> VenueSession | None:
-    """The holder picks up the pending operator request (if any), clearing it."""
+def session_action_pending(*, venue_id: int, holder: str, token: int) -> VenueSession | None:
+    """The pending operator request (if any), for the holder to carry out.
+
+    The request stays pending until ``session_action_done``: an operator who sees it
+    cleared sees it carried out, and a holder that dies half-way leaves it for the next.
+    """
+    session = _fenced(venue_id=venue_id, holder=holder, token=token).first()
+    if session is None:
+        raise LeaseLost(f"venue {venue_id}: lease lost by {holder}")
+    return session if session.requested_action else None
+
+
+def session_action_done(*, venue_id: int, holder: str, token: int, taken: VenueSession) -> None:
+    """Clear the request the holder carried out, unless the operator has filed another since."""
     with transaction.atomic():
         session = _fenced(venue_id=venue_id, holder=holder, token=token).select_for_update().first()
         if session is None:
             raise LeaseLost(f"venue {venue_id}: lease lost by {holder}")
-        if not session.requested_action:
-            return None
-        taken = VenueSession(**{f.attname: getattr(session, f.attname) for f in VenueSession._meta.concrete_fields})
+        if (session.requested_action, session.requested_at) != (taken.requested_action, taken.requested_at):
+            return
         session.requested_action = ""
         session.requested_sender_seq = None
         session.requested_target_seq = None
         session.save(update_fields=["requested_action", "requested_sender_seq", "requested_target_seq", "updated_at"])
-        return taken
 
 
 def _session_snapshot(session: VenueSession) -> dict[str, Any]:
