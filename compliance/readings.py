@@ -14,6 +14,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db.models import Max, Q
 
+from orders.allocation import allocation_compute, allocation_weights
 from orders.models import WORKING_STATUSES, AccountExposure, Execution, Order, OrderStatus, Position, Security
 
 from .engine import Check, order_added_register
@@ -74,6 +75,11 @@ def exposure_base(check: Check) -> dict:
         "filled_notional",
     ):
         exposure_adjust(base, security_id, side, trade_date == today, (quantity, priced, unpriced, filled))
+    for block, today_block in _working_blocks(check, today):
+        if block.pk != order.pk:  # a block re-checked counts with its proposed terms
+            for code, share in block_fund_shares(block):
+                if code == order.account.code:
+                    exposure_adjust(base, block.security_id, block.side, today_block, share)
     for added in check.cache.get(("added", order.account_id), ()):
         if added._state.adding:  # not stored when the rows were read: not in them
             exposure_adjust(base, added.security_id, added.side, True, order_share(added))
@@ -81,6 +87,43 @@ def exposure_base(check: Check) -> dict:
     base["references"] = dict(Security.objects.filter(pk__in=security_ids).values_list("pk", "reference_price"))
     check.cache[key] = base
     return base
+
+
+def _working_blocks(check: Check, today: dt.date) -> list[tuple[Order, bool]]:
+    """The block orders that count toward their funds' exposure (working, or entered
+    today: their fills count toward the daily limits), read once per cache; with each,
+    whether it was entered today. The exposure trigger leaves blocks out (their row
+    names one fund only)."""
+    blocks = check.cache.get("blocks")
+    if blocks is None:
+        zone = zoneinfo.ZoneInfo(settings.OMS_FIRM_TIME_ZONE)
+        day_start = dt.datetime.combine(today, dt.time(), tzinfo=zone)
+        rows = Order.objects.filter(block_order=True, owner__isnull=True).filter(
+            Q(status__in=WORKING_STATUSES) | Q(created_at__gte=day_start)
+        )
+        blocks = [(block, trading_day(block.created_at) == today) for block in rows]
+        check.cache["blocks"] = blocks
+    return blocks
+
+
+def block_fund_shares(block) -> list[tuple[str, tuple[int, Decimal, int, Decimal]]]:
+    """What a block adds to each fund's exposure: its share (``order_share``) split by
+    the block's targets, quantities by the allocation rule (exact sums), notionals pro
+    rata."""
+    leaves, priced, unpriced, filled = order_share(block)
+    if not (leaves or filled):
+        return []
+    targets = block.allocation_targets
+    weights = allocation_weights(targets)
+    split = allocation_compute(executed_quantity=leaves, lot_size=1, targets=targets)
+    shares = []
+    for (code, quantity), weight in zip(split, weights, strict=True):
+        fund_filled = filled * weight.numerator / weight.denominator
+        if priced:
+            shares.append((code, (quantity, priced * quantity / leaves, 0, fund_filled)))
+        else:
+            shares.append((code, (quantity, Decimal(0), quantity if unpriced else 0, fund_filled)))
+    return shares
 
 
 def exposure_adjust(data: dict, security_id: int, side: str, today: bool, share, sign: int = 1) -> None:

@@ -41,6 +41,8 @@ def role_permissions_grant(**_kwargs) -> None:
     operations = Permission.objects.filter(
         Q(content_type__app_label="routing", codename="operate_venuesession")
         | Q(content_type__app_label="orders", codename="close_order_locally")
+        # A block's allocations: changed, confirmed and cancelled through the services.
+        | Q(content_type__app_label="orders", codename="confirm_allocation")
     )
     # Sign-in lockouts (django-axes' counters): seen, and cleared by deleting them
     # (audit.admin_lockouts records each clearing).

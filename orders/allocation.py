@@ -38,7 +38,7 @@ class FundAllocation(NamedTuple):
     quantity: int
 
 
-def _weights(targets: Sequence[dict[str, Any]]) -> list[Fraction]:
+def allocation_weights(targets: Sequence[dict[str, Any]]) -> list[Fraction]:
     """Each line's exact fraction of the block."""
     if len(targets) < MIN_LINES:
         raise ValueError("an allocation needs at least two target lines")
@@ -66,7 +66,7 @@ def allocation_compute(
         raise ValueError("the executed quantity must be a whole number, zero or more")
     if isinstance(lot_size, bool) or not isinstance(lot_size, int) or lot_size < 1:
         raise ValueError("the lot size must be a whole number, one or more")
-    shares = [executed_quantity * weight for weight in _weights(targets)]
+    shares = [executed_quantity * weight for weight in allocation_weights(targets)]
     allocated = [int(share // lot_size) * lot_size for share in shares]
 
     leftover = executed_quantity - sum(allocated)
@@ -165,4 +165,4 @@ def _percent(value: Any) -> Decimal | str:
     return percent
 
 
-__all__ = ["FundAllocation", "allocation_compute", "allocation_targets_validate"]
+__all__ = ["FundAllocation", "allocation_compute", "allocation_targets_validate", "allocation_weights"]

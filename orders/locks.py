@@ -3,6 +3,8 @@ position (STYLE.md), so two services can never deadlock on each other."""
 
 from __future__ import annotations
 
+from django.db.models import Q
+
 from .models import Account, Order, Position
 
 
@@ -26,8 +28,9 @@ def position_lock(*, account_id: int, security_id: int) -> Position:
     return Position.objects.select_for_update().get(account_id=account_id, security_id=security_id)
 
 
-def accounts_lock(*, account_ids) -> list[Account]:
-    """Lock several accounts in one statement, in id order (rows are locked in the
-    order they are returned), so two baskets sharing accounts queue behind each other
-    instead of deadlocking."""
-    return list(Account.objects.select_for_update(no_key=True).filter(pk__in=set(account_ids)).order_by("pk"))
+def accounts_lock(*, account_ids=(), codes=()) -> list[Account]:
+    """Lock several accounts (by id or by code) in one statement, in id order (rows are
+    locked in the order they are returned), so two baskets or blocks sharing accounts
+    queue behind each other instead of deadlocking."""
+    wanted = Q(pk__in=set(account_ids)) | Q(code__in=set(codes))
+    return list(Account.objects.select_for_update(no_key=True).filter(wanted).order_by("pk"))

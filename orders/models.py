@@ -192,6 +192,13 @@ class Order(FSMModelMixin, models.Model):
     )
     # A child order: a slice of a desk order (its parent) that the owner placed.
     parent = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="children")
+    # A block order: executed as one order for several funds, its fills booked to them
+    # only when middle office confirms an allocation. ``account`` is the first fund's
+    # (the block's entitlement and lock); ``allocation_targets`` the lines as entered,
+    # [{"account", "quantity" | "percent"}] (a child of a block carries its parent's).
+    # A block's running exposure is its funds' (compliance.readings), not the account's.
+    block_order = models.BooleanField(default=False)
+    allocation_targets = models.JSONField(default=list, blank=True, encoder=DjangoJSONEncoder)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -212,6 +219,8 @@ class Order(FSMModelMixin, models.Model):
             models.Index(fields=["account", "security", "side", "status"]),
             models.Index(fields=["account", "created_at"]),
             models.Index(fields=["created_by", "created_at"]),
+            # Compliance reads the working blocks to find each fund's share of them.
+            models.Index(fields=["status"], condition=Q(block_order=True), name="order_block_status"),
         ]
         permissions = [("close_order_locally", "Can close an order the venue no longer knows")]
 
@@ -514,6 +523,7 @@ class OrderFlag(models.Model):
         UNEXPECTED_MESSAGE = "unexpected_message", "Message not allowed in the order's state"
         UNKNOWN_REQUEST = "unknown_request", "Cancel reject for an unknown request"
         VENUE_UNKNOWN_ORDER = "venue_unknown_order", "Venue no longer knows the order: close it locally"
+        ALLOCATION_OUT_OF_STEP = "allocation_out_of_step", "Block executions changed after its allocation was booked"
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, null=True, blank=True, related_name="flags")
     venue_code = models.CharField(max_length=20, blank=True)
@@ -593,3 +603,82 @@ class AccountExposure(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_id}/{self.security_id} {self.side} {self.trade_date}: {self.working_quantity}"
+
+
+class Allocation(models.Model):
+    """How a block order's executions at one venue are booked to its funds (issue 14).
+
+    Proposed by the OMS when the block ends with fills (``orders.allocation``'s rule),
+    possibly changed and then confirmed by middle office: confirmation books each
+    fund's position at the average price and sends the broker an AllocationInstruction
+    (35=J, AllocID ``alloc_id``); its AllocationInstructionAck (35=P) moves it to
+    received, accepted or rejected. Cancelled (or rejected) before the broker accepts,
+    its bookings are reversed and a fresh proposal takes its place."""
+
+    class Status(models.TextChoices):
+        PROPOSED = "proposed", "Proposed"
+        CHANGED = "changed", "Changed by middle office"
+        CONFIRMED = "confirmed", "Confirmed (instruction sent)"
+        RECEIVED = "received", "Received by the broker"
+        ACCEPTED = "accepted", "Accepted by the broker"
+        REJECTED = "rejected", "Rejected by the broker"
+        CANCELLED = "cancelled", "Cancelled"
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="allocations")
+    venue = models.ForeignKey("routing.Venue", on_delete=models.PROTECT, related_name="allocations")
+    alloc_id = models.CharField(max_length=64, unique=True, help_text="AllocID (70) sent to the broker")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PROPOSED, db_index=True)
+    quantity = models.BigIntegerField(help_text="the executed quantity allocated")
+    avg_price = models.DecimalField(**PRICE)
+    trade_date = models.DateField()
+    replaces = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    # The AllocID of the instruction that cancelled this one at the broker (35=J, 71=2).
+    cancel_alloc_id = models.CharField(max_length=64, blank=True, db_index=True)
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    ack_status = models.CharField(max_length=2, blank=True, help_text="AllocStatus (87) of the last ack")
+    ack_text = models.TextField(blank=True)
+    acked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    OPEN = (Status.PROPOSED, Status.CHANGED)  # middle office may change or confirm
+    BOOKED = (Status.CONFIRMED, Status.RECEIVED, Status.ACCEPTED)  # positions booked
+    CANCELLABLE = (Status.PROPOSED, Status.CHANGED, Status.CONFIRMED, Status.RECEIVED)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # At most one allocation in force per block and venue: a redo replaces it.
+            models.UniqueConstraint(
+                fields=["order", "venue"],
+                condition=Q(status__in=["proposed", "changed", "confirmed", "received", "accepted"]),
+                name="allocation_one_in_force",
+            )
+        ]
+        permissions = [("confirm_allocation", "Can change, confirm and cancel a block's allocation")]
+
+    def __str__(self) -> str:
+        return f"{self.alloc_id} {self.quantity} @ {self.avg_price} ({self.status})"
+
+
+class AllocationLine(models.Model):
+    """One fund's part of an allocation; ``proposed_quantity`` is what the rule gave."""
+
+    allocation = models.ForeignKey(Allocation, on_delete=models.CASCADE, related_name="lines")
+    line = models.PositiveSmallIntegerField()
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="allocation_lines")
+    quantity = models.BigIntegerField()
+    proposed_quantity = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["allocation", "line"]
+        constraints = [
+            models.UniqueConstraint(fields=["allocation", "account"], name="allocation_line_unique_account"),
+            models.CheckConstraint(condition=Q(quantity__gte=0), name="allocation_line_quantity_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id}: {self.quantity}"

@@ -176,3 +176,8 @@ def outbox_pending_ids(*, venue_id: int, limit: int) -> list[int]:
 def venues_enabled() -> list[Venue]:
     """Venues a trader may pick on the ticket, by the router's preference."""
     return list(Venue.objects.filter(enabled=True).order_by("priority", "code"))
+
+
+def outbox_messages_for_order(*, order_id: int, msg_type: str) -> list[OutboundMessage]:
+    """The messages of ``msg_type`` queued for an order (any state), oldest first."""
+    return list(OutboundMessage.objects.filter(order_id=order_id, msg_type=msg_type).order_by("id"))

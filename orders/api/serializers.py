@@ -4,9 +4,20 @@ from rest_framework import serializers
 from audit.models import AuditEvent
 from compliance.models import ComplianceResult, Outcome
 
-from ..models import Basket, Execution, Order, OrderStatus, OrderType, Position, Side, TimeInForce
+from ..models import (
+    Allocation,
+    AllocationLine,
+    Basket,
+    Execution,
+    Order,
+    OrderStatus,
+    OrderType,
+    Position,
+    Side,
+    TimeInForce,
+)
 from ..selectors import order_executions_shown
-from ..services import BASKET_MAX_LINES, LOCAL_CLOSE_STATUSES
+from ..services import BASKET_MAX_LINES, LOCAL_CLOSE_STATUSES, block_unallocated_quantity
 
 PRICE = {"max_digits": 18, "decimal_places": 8}
 
@@ -24,9 +35,25 @@ class OrderChildInputSerializer(serializers.Serializer):
     venue = serializers.CharField(max_length=20, required=False, allow_null=True, allow_blank=True)
 
 
+class AllocationTargetSerializer(serializers.Serializer):
+    """One fund of a block order: its quantity, or its percent of the block."""
+
+    account = serializers.CharField(max_length=32)
+    quantity = serializers.IntegerField(min_value=1, required=False)
+    percent = serializers.DecimalField(max_digits=9, decimal_places=6, required=False)
+
+
 class OrderCreateInputSerializer(OrderChildInputSerializer):
     client_order_id = serializers.CharField(max_length=64)
-    account = serializers.CharField(max_length=32)
+    account = serializers.CharField(
+        max_length=32, required=False, allow_blank=True, help_text="required unless the order gives allocations"
+    )
+    allocations = AllocationTargetSerializer(
+        many=True,
+        required=False,
+        help_text="a block order for several funds, instead of account: two or more lines, all with a quantity "
+        "(summing to the order quantity) or all with a percent (summing to 100)",
+    )
     symbol = serializers.CharField(max_length=32)
     side = serializers.ChoiceField(choices=Side.choices)
     short_exempt_reason = serializers.CharField(
@@ -128,7 +155,10 @@ class ExecutionSerializer(serializers.ModelSerializer):
 
 
 class OrderSerializer(serializers.ModelSerializer):
-    account = serializers.CharField(source="account.code", read_only=True)
+    account = serializers.SerializerMethodField(help_text="null for a block order: its funds are in allocations")
+    allocations = AllocationTargetSerializer(
+        source="allocation_targets", many=True, read_only=True, help_text="a block order's funds, as entered"
+    )
     symbol = serializers.CharField(source="security.symbol", read_only=True)
     venue = serializers.CharField(source="venue.code", read_only=True, allow_null=True, default=None)
     leaves_quantity = serializers.IntegerField(read_only=True)
@@ -173,10 +203,16 @@ class OrderSerializer(serializers.ModelSerializer):
             "parent",
             "children",
             "placed_quantity",
+            "block_order",
+            "allocations",
             "created_at",
             "updated_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_account(self, order: Order) -> str | None:
+        return None if order.block_order else order.account.code
 
     @extend_schema_field(serializers.ListField(child=serializers.IntegerField()))
     def get_children(self, order: Order) -> list[int]:
@@ -223,10 +259,16 @@ class OrderSerializer(serializers.ModelSerializer):
 
 class OrderDetailSerializer(OrderSerializer):
     executions = serializers.SerializerMethodField()
+    unallocated_quantity = serializers.SerializerMethodField(
+        help_text="a block's executed quantity not booked to its funds by a confirmed allocation"
+    )
 
     class Meta(OrderSerializer.Meta):
-        fields = [*OrderSerializer.Meta.fields, "executions"]
+        fields = [*OrderSerializer.Meta.fields, "unallocated_quantity", "executions"]
         read_only_fields = fields
+
+    def get_unallocated_quantity(self, order: Order) -> int:
+        return block_unallocated_quantity(order) if order.block_order and order.pk else 0
 
     def get_executions(self, order: Order) -> list[dict]:
         render = self._nested(ExecutionSerializer).to_representation
@@ -329,3 +371,60 @@ class BasketCancelSerializer(serializers.Serializer):
         child=serializers.IntegerField(), help_text="orders cancelled, or with a cancel request sent to the venue"
     )
     refused = BasketCancelRefusalSerializer(many=True, help_text="orders whose cancel was refused, with the reason")
+
+
+class AllocationLineSerializer(serializers.ModelSerializer):
+    account = serializers.CharField(source="account.code", read_only=True)
+
+    class Meta:
+        model = AllocationLine
+        fields = ["line", "account", "quantity", "proposed_quantity"]
+        read_only_fields = fields
+
+
+class AllocationSerializer(serializers.ModelSerializer):
+    venue = serializers.CharField(source="venue.code", read_only=True)
+    lines = AllocationLineSerializer(many=True, read_only=True)
+    confirmed_by = serializers.CharField(source="confirmed_by.username", read_only=True, allow_null=True, default=None)
+
+    class Meta:
+        model = Allocation
+        fields = [
+            "id",
+            "alloc_id",
+            "venue",
+            "status",
+            "quantity",
+            "avg_price",
+            "trade_date",
+            "lines",
+            "replaces",
+            "confirmed_by",
+            "confirmed_at",
+            "ack_status",
+            "ack_text",
+            "acked_at",
+            "cancel_alloc_id",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class AllocationChangeLineSerializer(serializers.Serializer):
+    account = serializers.CharField(max_length=32)
+    quantity = serializers.IntegerField(min_value=0)
+
+
+class AllocationChangeInputSerializer(serializers.Serializer):
+    allocation = serializers.IntegerField(required=False, help_text="the allocation; optional when only one is open")
+    lines = AllocationChangeLineSerializer(many=True, help_text="every fund of the allocation with its quantity")
+    reason = serializers.CharField(max_length=500)
+
+
+class AllocationActionInputSerializer(serializers.Serializer):
+    allocation = serializers.IntegerField(required=False, help_text="the allocation; optional when only one is open")
+
+
+class AllocationCancelInputSerializer(AllocationActionInputSerializer):
+    reason = serializers.CharField(max_length=500)

@@ -13,6 +13,10 @@ from oms_site.errors import NotPermitted
 from .. import selectors, services
 from ..models import Basket, Execution, Order, Origin, Position
 from .serializers import (
+    AllocationActionInputSerializer,
+    AllocationCancelInputSerializer,
+    AllocationChangeInputSerializer,
+    AllocationSerializer,
     AuditEventSerializer,
     BasketCancelSerializer,
     BasketCreateInputSerializer,
@@ -149,6 +153,88 @@ class OrderChildCreateApi(APIView):
         data.is_valid(raise_exception=True)
         child = services.order_child_place(user=request.user, order_id=order_id, **data.validated_data)
         return Response(_order_detail(child.pk, request.user), status=status.HTTP_201_CREATED)
+
+
+ALLOCATION_ERRORS = {
+    400: OpenApiResponse(description="invalid input (field errors in details), or no allocation named"),
+    403: OpenApiResponse(description="not middle office"),
+    404: OpenApiResponse(description="no such order, or not visible to you"),
+    409: OpenApiResponse(description="not a block order, or the allocation is not in a state that allows it"),
+}
+
+
+def _allocations(order_id: int, user) -> list[dict]:
+    order = selectors.order_get_for_user(user=user, order_id=order_id)
+    return AllocationSerializer(selectors.order_allocations(order=order), many=True).data
+
+
+class OrderAllocationListApi(APIView):
+    @extend_schema(
+        summary="A block order's allocations",
+        description="Each allocation of the block's fills to its funds, newest first: proposed by the OMS when the "
+        "block ended, changed and confirmed by middle office, acknowledged by the broker (35=P).",
+        responses={200: AllocationSerializer(many=True), 404: OpenApiResponse(description="no such order")},
+    )
+    def get(self, request, order_id: int):
+        return Response(_allocations(order_id, request.user))
+
+
+class OrderAllocationChangeApi(APIView):
+    @extend_schema(
+        summary="Change a proposed allocation (middle office)",
+        description="New quantities for every fund of the allocation, summing to its executed quantity; audited "
+        "with before and after and the reason.",
+        request=AllocationChangeInputSerializer,
+        responses={200: AllocationSerializer(many=True), **ALLOCATION_ERRORS},
+    )
+    def post(self, request, order_id: int):
+        data = AllocationChangeInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.allocation_change(
+            user=request.user,
+            order_id=order_id,
+            allocation_id=data.validated_data.get("allocation"),
+            lines=[dict(line) for line in data.validated_data["lines"]],
+            reason=data.validated_data["reason"],
+        )
+        return Response(_allocations(order_id, request.user))
+
+
+class OrderAllocationConfirmApi(APIView):
+    @extend_schema(
+        summary="Confirm an allocation (middle office)",
+        description="Books each fund's position at the allocation's average price and sends the broker an "
+        "AllocationInstruction (35=J), one NoAllocs entry per fund.",
+        request=AllocationActionInputSerializer,
+        responses={200: AllocationSerializer(many=True), **ALLOCATION_ERRORS},
+    )
+    def post(self, request, order_id: int):
+        data = AllocationActionInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.allocation_confirm(
+            user=request.user, order_id=order_id, allocation_id=data.validated_data.get("allocation")
+        )
+        return Response(_allocations(order_id, request.user))
+
+
+class OrderAllocationCancelApi(APIView):
+    @extend_schema(
+        summary="Cancel an allocation and propose it afresh (middle office)",
+        description="Before the broker accepts it: a confirmed allocation's bookings are reversed and the broker "
+        "is sent a cancel (35=J, AllocTransType 2); a new proposal takes its place.",
+        request=AllocationCancelInputSerializer,
+        responses={200: AllocationSerializer(many=True), **ALLOCATION_ERRORS},
+    )
+    def post(self, request, order_id: int):
+        data = AllocationCancelInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.allocation_cancel(
+            user=request.user,
+            order_id=order_id,
+            allocation_id=data.validated_data.get("allocation"),
+            reason=data.validated_data["reason"],
+        )
+        return Response(_allocations(order_id, request.user))
 
 
 class OrderCloseApi(APIView):

@@ -4,6 +4,10 @@ re-exported here, so callers write ``from orders.services import order_submit``.
 - ``submit``: order_submit, order_check (the what-if), routing a passed order
 - ``baskets``: basket_submit (many orders in one transaction), basket_cancel
 - ``cancel``: order_cancel
+- ``blocks``: order_evaluate (compliance for any order; a block fund by fund)
+- ``allocations``: a block's allocations proposed, changed, confirmed (positions
+  booked, AllocationInstruction sent), cancelled, and the broker's acks applied
+- ``positions``: positions_add (fills and allocations booked to positions)
 - ``desk``: order_accept (a trader takes a portfolio manager's order), order_child_place
 - ``amend``: order_amend
 - ``overrides``: order_override_request, override_approve, override_deny,
@@ -21,6 +25,13 @@ re-exported here, so callers write ``from orders.services import order_submit``.
 """
 
 from ._common import order_snapshot
+from .allocations import (
+    allocation_cancel,
+    allocation_change,
+    allocation_confirm,
+    allocation_snapshot,
+    block_unallocated_quantity,
+)
 from .amend import order_amend
 from .baskets import BASKET_MAX_LINES, BasketCancelResult, basket_cancel, basket_submit
 from .cancel import order_cancel
@@ -36,6 +47,11 @@ from .session_day import EndOfDayResult, end_of_day, orders_waiting_expire
 from .submit import order_check, order_submit
 
 __all__ = [
+    "allocation_cancel",
+    "allocation_change",
+    "allocation_confirm",
+    "allocation_snapshot",
+    "block_unallocated_quantity",
     "BASKET_MAX_LINES",
     "EXEC_TYPE_ACTIONS",
     "INBOX_BATCH",

@@ -17,7 +17,7 @@ from audit.services import actor_name, audit_event_build, audit_event_record, au
 from compliance import engine as compliance_engine
 from oms_site.errors import InvalidStateTransition, NotFound, NotPermitted
 
-from ..locks import account_lock, order_lock
+from ..locks import account_lock, accounts_lock, order_lock
 from ..models import Order, OrderRequest, OrderStatus
 from ..selectors import accounts_tradable_by, accounts_visible_to, orders_visible_to, user_is_portfolio_manager
 
@@ -49,6 +49,8 @@ def order_snapshot(order: Order) -> dict[str, Any]:
         "needs_review": order.needs_review,
         "reject_reason": order.reject_reason,
     }
+    if order.block_order:  # for several funds: their lines as entered
+        snapshot["allocations"] = order.allocation_targets
     if order.desk_order:  # a portfolio manager's order: who works it, how much is placed
         snapshot["owner"] = order.owner.get_username() if order.owner_id else None
         snapshot["placed_quantity"] = 0 if order._state.adding else order.placed_quantity_read()
@@ -201,10 +203,14 @@ def order_lock_with_account(*, order_id: int) -> Order:
     """Lock the order's account, then the order (the fixed lock order), by order id
     alone: for the override decisions, which act for compliance rather than for a
     trader of the account. NotFound if there is no such order."""
-    account_id = Order.objects.filter(pk=order_id).values_list("account_id", flat=True).first()
-    if account_id is None:
+    row = Order.objects.filter(pk=order_id).values_list("account_id", "allocation_targets").first()
+    if row is None:
         raise NotFound("Order not found.")
-    account_lock(account_id=account_id)
+    account_id, targets = row
+    if targets:  # a block consumes each of its funds' limits: all of them, in id order
+        accounts_lock(account_ids=[account_id], codes=[line["account"] for line in targets])
+    else:
+        account_lock(account_id=account_id)
     return order_lock(order_id=order_id)
 
 

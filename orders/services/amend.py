@@ -11,7 +11,6 @@ from django.utils import timezone
 from django_fsm import can_proceed
 
 from audit.services import actor_name
-from compliance import engine as compliance_engine
 from compliance.models import Outcome
 from oms_site.errors import InvalidInput, InvalidStateTransition
 from routing import services as routing_services
@@ -30,6 +29,7 @@ from ._common import (
     refusal_reason,
     refusals_audited,
 )
+from .blocks import order_evaluate
 from .report_batch import parent_status
 
 S = OrderStatus
@@ -152,7 +152,7 @@ def _amend_compliance_check(order: Order, *, user, quantity, limit_price) -> Non
     """The amended terms through compliance: anything but a pass refuses the amendment
     (409 with the rule results), nothing changed."""
     changes = {"quantity": quantity, "limit_price": limit_price}
-    evaluation = compliance_engine.evaluate(order=order, stage="amend", user=user, changes=changes)
+    evaluation = order_evaluate(order=order, stage="amend", user=user, changes=changes)
     if evaluation.outcome != Outcome.PASS:
         refusal = InvalidStateTransition(
             "Amendment refused by compliance: " + ("; ".join(evaluation.visible_reasons) or "see compliance."),

@@ -110,6 +110,8 @@ def order_child_place(
             venue_code=venue,
             short_exempt_reason=parent.short_exempt_reason,
         )
+        if parent.block_order:  # a slice of a block is a block for the same funds
+            clean["allocation_targets"] = parent.allocation_targets
         room = parent.quantity - placed
         if clean["quantity"] > room:
             raise InvalidStateTransition(

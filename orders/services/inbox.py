@@ -19,6 +19,7 @@ from routing.fix import codec
 from routing.models import Venue
 
 from ..models import LIVE_STATUSES, Order, OrderFlag
+from .allocations import allocation_ack_apply
 from .execution_reports import ReportBatch, execution_report_apply, order_flag, order_id_for_report, report_validate
 from .report_batch import Report
 
@@ -30,9 +31,6 @@ INBOX_BATCH = 500
 # once half of it is spent, leaving the rest for the writes.
 INBOX_TIME_BUDGET = 0.2
 INBOX_BATCH_MIN = 10
-# An AllocationInstructionAck (35=P): kept in the inbox and on the trail; no
-# allocation takes it up yet (block orders are not wired to allocations).
-ALLOCATION_ACK_UNMATCHED = "alloc_ack_unmatched"
 
 
 def inbox_apply(*, venue_code: str, batch_size: int = INBOX_BATCH, time_budget: float = INBOX_TIME_BUDGET) -> int:
@@ -109,7 +107,10 @@ def _inbox_batch_apply(venue: Venue, messages: list, *, time_budget: float) -> i
                 batch.flush()  # what came before is written first, as one by one
                 outcome = _business_reject_apply(venue, message, batch)
             elif message.msg_type == codec.MSG_ALLOCATION_INSTRUCTION_ACK:
-                outcome = ALLOCATION_ACK_UNMATCHED
+                batch.flush()  # what came before is written first, as one by one
+                outcome, order_id = allocation_ack_apply(
+                    venue=venue, tags=codec.tags_from_fields(message.fields), received_at=message.received_at
+                )
             else:
                 outcome = "ignored"
             outcomes[message.pk] = outcome
@@ -177,7 +178,7 @@ def _inbox_message_apply(venue: Venue, message) -> None:
             elif message.msg_type == "j":
                 outcome = _business_reject_apply(venue, message)
             elif message.msg_type == codec.MSG_ALLOCATION_INSTRUCTION_ACK:
-                outcome = ALLOCATION_ACK_UNMATCHED
+                outcome, order_id = allocation_ack_apply(venue=venue, tags=tags, received_at=message.received_at)
             else:
                 outcome = "ignored"
             routing_services.inbox_messages_mark_applied(outcomes={message.pk: outcome})

@@ -17,6 +17,7 @@ from routing import services as routing_services
 
 from ..models import LIVE_STATUSES, Order, OrderFlag, OrderRequest, OrderStatus
 from ._common import order_audit, order_lock_with_account, order_snapshot
+from .allocations import allocations_propose
 
 logger = logging.getLogger(__name__)
 S = OrderStatus
@@ -127,5 +128,6 @@ def _close(order: Order, *, actor: str, reason: str, final_status: str, action: 
             "quantity": max(locate_use.quantity - order.filled_quantity, 0),
         }
     order_audit(order, actor=actor, action=action, before=before, details=details)
+    allocations_propose(orders=[order], actor=actor)  # a block closed with fills is allocated
     logger.info("order %s closed locally by %s (%s -> %s): %s", order.pk, actor, previous_status, final_status, reason)
     return order

@@ -10,13 +10,13 @@ from typing import Any
 from django.db import transaction
 
 from audit.services import actor_name
-from compliance import engine as compliance_engine
 from compliance import services as compliance_services
 from compliance.models import OverrideRequest
 from oms_site.errors import InvalidInput, InvalidStateTransition
 
 from ..models import Order, OrderStatus
 from ._common import order_audit, order_lock_for_trading, order_lock_with_account, order_snapshot
+from .blocks import order_evaluate
 from .submit import order_compliance_outcome
 
 S = OrderStatus
@@ -47,7 +47,7 @@ def order_release(*, order_id: int, user, covered: list[str]) -> Order:
         raise InvalidStateTransition(
             f"Only a held order can be released; this one is {order.status}.", details={"status": order.status}
         )
-    evaluation = compliance_engine.evaluate(order=order, stage="release", user=user, covered=covered)
+    evaluation = order_evaluate(order=order, stage="release", user=user, covered=covered)
     order_compliance_outcome(order, evaluation, actor=actor)
     return order
 

@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import decimal
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection
-from django.db.models import F
 from django.utils import timezone
 
 from audit.services import audit_events_record
@@ -29,8 +26,10 @@ from routing.fix import codec
 from routing.models import Venue
 
 from ..locks import accounts_lock
-from ..models import STICKY_STATUSES, Execution, Order, OrderFlag, OrderRequest, OrderStatus, Position, Side
+from ..models import STICKY_STATUSES, Execution, Order, OrderFlag, OrderRequest, OrderStatus
 from ._common import PRICE_QUANT, order_event, order_snapshot
+from .allocations import allocations_propose
+from .positions import NOTIONAL_CONTEXT, position_delta_add, positions_add
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +48,6 @@ ORDER_FIELDS = (
 )
 REQUEST_FIELDS = ("state", "venue_acknowledged", "reject_reason", "resolved_at")
 # Sums of quantity x price: up to 10^12 x 10^10 with 8 decimals, exact.
-NOTIONAL_CONTEXT = decimal.Context(prec=60)
 
 
 @dataclass(frozen=True)
@@ -268,9 +266,12 @@ class BatchState:
             rows_update(Execution, referring, ["ref_execution"])
         rows_update(Execution, list(self.changed_executions.values()), ["in_effect", "outcome"])
         rows_update(OrderRequest, list(self.changed_requests.values()), list(REQUEST_FIELDS))
+        blocks = [self.orders[pk] for pk in sorted(self.changed_orders) if self.orders[pk].block_order]
         rows_update(Order, [self.orders[pk] for pk in sorted(self.changed_orders)], list(ORDER_FIELDS))
-        self._parents_follow()
+        blocks += [parent for parent in self._parents_follow() if parent.block_order]
         self._positions_write()
+        if blocks:  # a block that ended with fills: its allocation is proposed
+            allocations_propose(orders=blocks, actor=self.actor)
         if self.flags:
             rows_insert(OrderFlag, self.flags)
         if self.events:
@@ -282,7 +283,7 @@ class BatchState:
         self.new_executions, self.changed_executions, self.changed_requests = [], {}, {}
         self.changed_orders, self.position_deltas, self.flags, self.events = set(), {}, [], []
 
-    def _parents_follow(self) -> None:
+    def _parents_follow(self) -> list[Order]:
         """The parents of the child orders just written take their children's fills:
         the filled quantity and average price of all their children's executions in
         effect (read in one statement, summed exactly, the average quantized as a
@@ -291,7 +292,7 @@ class BatchState:
         position (its children's executions did)."""
         parent_ids = {self.orders[pk].parent_id for pk in self.changed_orders if self.orders[pk].parent_id}
         if not parent_ids:
-            return
+            return []
         totals = {parent_id: [0, Decimal(0)] for parent_id in parent_ids}
         for parent_id, qty, price in Execution.objects.filter(
             order__parent_id__in=parent_ids, in_effect=True
@@ -330,46 +331,11 @@ class BatchState:
             )
         self.changed_orders.difference_update(parent.pk for parent in changed)  # written here
         rows_update(Order, changed, list(ORDER_FIELDS))
+        return changed
 
     def _positions_write(self) -> None:
-        """Fills and their reversals, added to the positions in one statement (each
-        position row is created on its first fill)."""
-        deltas = self.position_deltas  # a fill and its bust in one batch still leave the row
-        if not deltas:
-            return
-        keys = sorted(deltas)
-        Position.objects.bulk_create(
-            [Position(account_id=account_id, security_id=security_id) for account_id, security_id in keys],
-            ignore_conflicts=True,
-        )
-        if connection.vendor != "postgresql":  # the embedded demo database: row by row
-            for (account_id, security_id), delta in deltas.items():
-                Position.objects.filter(account_id=account_id, security_id=security_id).update(
-                    bought_quantity=F("bought_quantity") + delta[0],
-                    bought_notional=F("bought_notional") + delta[1],
-                    sold_quantity=F("sold_quantity") + delta[2],
-                    sold_notional=F("sold_notional") + delta[3],
-                    quantity=F("quantity") + delta[4],
-                    updated_at=self.now,
-                )
-            return
-        table = Position._meta.db_table
-        rows = ", ".join(["(%s, %s, %s, %s::numeric, %s, %s::numeric, %s)"] * len(keys))
-        params: list[Any] = []
-        for key in keys:
-            params.extend([key[0], key[1], *deltas[key]])
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {table} AS p SET quantity = p.quantity + d.quantity,"
-                " bought_quantity = p.bought_quantity + d.bought_quantity,"
-                " bought_notional = p.bought_notional + d.bought_notional,"
-                " sold_quantity = p.sold_quantity + d.sold_quantity,"
-                " sold_notional = p.sold_notional + d.sold_notional, updated_at = %s"
-                f" FROM (VALUES {rows}) AS d(account_id, security_id, bought_quantity, bought_notional,"
-                " sold_quantity, sold_notional, quantity)"
-                " WHERE p.account_id = d.account_id AND p.security_id = d.security_id",
-                [self.now, *params],
-            )
+        """Fills and their reversals, added to the positions in one statement."""
+        positions_add(self.position_deltas, now=self.now)  # a fill and its bust in one batch still leave the row
 
     # ------------------------------------------------------------------- applying
 
@@ -408,17 +374,16 @@ class BatchState:
 
     def _position_apply(self, order: Order, *, qty: int, price: Decimal) -> None:
         """A fill (qty > 0) or its reversal (qty < 0), added to the account's position
-        when the batch is written: [bought qty, bought notional, sold qty, sold
-        notional, net qty]."""
-        delta = self.position_deltas.setdefault(
-            (order.account_id, order.security_id), [0, Decimal(0), 0, Decimal(0), 0]
+        when the batch is written. A block's executions are booked to its funds only
+        when middle office confirms an allocation (``allocations``): until then they
+        are the block's unallocated quantity."""
+        if order.block_order:
+            return
+        position_delta_add(
+            self.position_deltas,
+            account_id=order.account_id,
+            security_id=order.security_id,
+            side=order.side,
+            qty=qty,
+            price=price,
         )
-        notional = NOTIONAL_CONTEXT.multiply(price, Decimal(qty))
-        if order.side == Side.BUY:
-            delta[0] += qty
-            delta[1] = NOTIONAL_CONTEXT.add(delta[1], notional)
-            delta[4] += qty
-        else:
-            delta[2] += qty
-            delta[3] = NOTIONAL_CONTEXT.add(delta[3], notional)
-            delta[4] -= qty

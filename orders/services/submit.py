@@ -24,10 +24,12 @@ from routing import services as routing_services
 from routing.fix import codec
 from routing.models import Venue
 
-from ..locks import account_lock
+from ..allocation import allocation_targets_validate
+from ..locks import account_lock, accounts_lock
 from ..models import Account, Order, OrderRequest, OrderStatus, OrderType, Origin, Security, Side, TimeInForce
 from ..selectors import accounts_tradable_by, securities_get, user_is_portfolio_manager
 from ._common import cl_ord_id_next, order_audit, order_audit_build, order_terms, price_parse, quantity_check
+from .blocks import order_evaluate
 
 S = OrderStatus
 
@@ -72,10 +74,12 @@ def submission_validate(
     expire_at: Any,
     venue_code: Any,
     short_exempt_reason: Any = "",
+    allocations: Any = None,
 ) -> dict[str, Any]:
     """The validated fields of one order, or InvalidInput with field errors."""
+    fund_codes = [line.get("account") for line in allocations if isinstance(line, dict)] if _listed(allocations) else []
     references = submission_references(
-        user=user, account_codes=[account_code], symbols=[symbol], venue_codes=[venue_code]
+        user=user, account_codes=[account_code, *fund_codes], symbols=[symbol], venue_codes=[venue_code]
     )
     clean, errors = submission_check(
         references=references,
@@ -92,9 +96,51 @@ def submission_validate(
         venue_code=venue_code,
         short_exempt_reason=short_exempt_reason,
     )
+    if allocations is not None or account_code in (None, ""):
+        _block_check(clean, errors, references=references, account_code=account_code, allocations=allocations)
     if errors:
         raise InvalidInput("Invalid order.", details=errors)
     return clean
+
+
+def _listed(value: Any) -> bool:
+    return isinstance(value, list | tuple)
+
+
+def _block_check(
+    clean: dict[str, Any],
+    errors: dict[str, list[str]],
+    *,
+    references: SubmissionReferences,
+    account_code: Any,
+    allocations: Any,
+) -> None:
+    """A block order names its funds in ``allocations`` instead of an account: the
+    lines valid (``orders.allocation``), every fund one the user may trade. The block's
+    row takes the first fund's account; its targets are kept as entered."""
+    if allocations is None:
+        return  # no account and no allocations: submission_check said the account is required
+    if account_code not in (None, ""):
+        errors["allocations"] = ["Give an account, or allocations for a block order, not both."]
+        return
+    errors.pop("account", None)
+    quantity = clean.get("quantity") if "quantity" not in errors else None
+    lines, line_errors = allocation_targets_validate(lines=allocations, order_quantity=quantity)
+    errors.update(line_errors)
+    for index, line in enumerate(lines):
+        if line["account"] not in references.accounts:
+            errors.setdefault(f"allocations[{index}].account", []).append(
+                "Unknown account, or you are not entitled to trade it."
+            )
+    if line_errors or any(key.startswith("allocations") for key in errors):
+        return
+    clean["account"] = references.accounts[lines[0]["account"]]
+    clean["allocation_targets"] = [
+        {"account": line["account"], "percent": f"{line['percent'].normalize():f}"}
+        if "percent" in line
+        else {"account": line["account"], "quantity": line["quantity"]}
+        for line in lines
+    ]
 
 
 def submission_check(
@@ -216,6 +262,8 @@ def order_build(clean: dict[str, Any], *, user, origin: str) -> Order:
         # Decided here, once, for every way an order is entered (API, ticket, basket):
         # a portfolio manager's order is not routed but waits for a trader.
         desk_order=user_is_portfolio_manager(user),
+        block_order=bool(clean.get("allocation_targets")),
+        allocation_targets=clean.get("allocation_targets") or [],
     )
 
 
@@ -223,7 +271,7 @@ def order_submit(
     *,
     user,
     client_order_id: str,
-    account: str,
+    account: str = "",
     symbol: str,
     side: str,
     quantity: int,
@@ -235,6 +283,7 @@ def order_submit(
     venue: str | None = None,
     origin: str = Origin.API,
     short_exempt_reason: str = "",
+    allocations: list[dict[str, Any]] | None = None,
 ) -> tuple[Order, bool]:
     """Validate, persist, run compliance, route, and queue the NewOrderSingle.
 
@@ -255,6 +304,7 @@ def order_submit(
         expire_at=expire_at,
         venue_code=venue,
         short_exempt_reason=short_exempt_reason,
+        allocations=allocations,
     )
     return order_create(clean, user=user, origin=origin)
 
@@ -265,7 +315,11 @@ def order_create(clean: dict[str, Any], *, user, origin: str, parent: Order | No
     takes the same ones). Returns ``(order, created)``."""
     actor = actor_name(user)
     with transaction.atomic():
-        account_lock(account_id=clean["account"].pk)
+        targets = clean.get("allocation_targets")
+        if targets:  # a block consumes each fund's limits: every fund's lock, in id order
+            accounts_lock(codes=[line["account"] for line in targets])
+        else:
+            account_lock(account_id=clean["account"].pk)
         order = order_build(clean, user=user, origin=origin)
         order.parent = parent
         # Under the account's lock no one else can enter this account's order with
@@ -278,7 +332,7 @@ def order_create(clean: dict[str, Any], *, user, origin: str, parent: Order | No
         writes = SubmitWrites(deferred=True)
         details = {"origin": origin} if parent is None else {"origin": origin, "parent": parent.pk}
         writes.audit(order, actor=actor, action="order.created", details=details)
-        evaluation = compliance_engine.evaluate(order=order, stage="submit", user=user, deferred=True)
+        evaluation = order_evaluate(order=order, stage="submit", user=user, deferred=True)
         evaluated = len(writes.events_pending())
         order_compliance_outcome(order, evaluation, actor=actor, writes=writes)
         order.save(force_insert=True)
@@ -499,7 +553,7 @@ def _venue_switch(venue: Venue, switches: list | None):
 def order_check(
     *,
     user,
-    account: str,
+    account: str = "",
     symbol: str,
     side: str,
     quantity: int,
@@ -511,6 +565,7 @@ def order_check(
     venue: str | None = None,
     short_exempt_reason: str = "",
     client_order_id: str | None = None,
+    allocations: list[dict[str, Any]] | None = None,
 ):
     """What-if: validate a prospective order and run every compliance rule on it,
     writing nothing (no order, no result, no locate, no review item, no audit)."""
@@ -528,6 +583,7 @@ def order_check(
         expire_at=expire_at,
         venue_code=venue,
         short_exempt_reason=short_exempt_reason,
+        allocations=allocations,
     )
     prospective = order_build(clean, user=user, origin=Origin.API)
-    return compliance_engine.evaluate(order=prospective, stage="check", user=user, dry_run=True)
+    return order_evaluate(order=prospective, stage="check", user=user, dry_run=True)

@@ -54,6 +54,8 @@ ORDER_FIELDS = {
     "parent",
     "children",
     "placed_quantity",
+    "block_order",
+    "allocations",
     "created_at",
     "updated_at",
 }
@@ -67,7 +69,11 @@ DESIGN_ORDER_FIELDS = ORDER_FIELDS - {
     "parent",
     "children",
     "placed_quantity",
+    "block_order",
+    "allocations",
 }
+# The detail adds the executions and a block's quantity not yet allocated.
+DETAIL_FIELDS = ORDER_FIELDS | {"executions", "unallocated_quantity"}
 EXECUTION_FIELDS = {
     "id",
     "order_id",
@@ -233,7 +239,7 @@ def test_create_returns_201_with_every_order_field(api, ready, trader):
 
     assert response.status_code == 201, response.json()
     body = response.json()
-    assert set(body) == ORDER_FIELDS | {"executions"}
+    assert set(body) == DETAIL_FIELDS
     assert DESIGN_ORDER_FIELDS <= set(body)
     order = Order.objects.get()
     assert {key: value for key, value in body.items() if key not in ("created_at", "updated_at")} == {
@@ -262,6 +268,9 @@ def test_create_returns_201_with_every_order_field(api, ready, trader):
         "parent": None,
         "children": [],
         "placed_quantity": 0,
+        "block_order": False,
+        "allocations": [],
+        "unallocated_quantity": 0,
         "executions": [],
     }
     # One result per rule, every one a pass, with the stage and a code.
@@ -779,7 +788,7 @@ def test_detail_includes_executions(api, submit):
 
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == ORDER_FIELDS | {"executions"}
+    assert set(body) == DETAIL_FIELDS
     assert (body["status"], body["filled_quantity"], body["leaves_quantity"], body["avg_fill_price"]) == (
         "partially_filled",
         300,

@@ -11,7 +11,7 @@ import pytest
 
 from audit.models import AuditEvent
 from orders.services import inbox, inbox_apply
-from orders.services.inbox import ALLOCATION_ACK_UNMATCHED
+from orders.services.allocations import ALLOCATION_ACK_UNMATCHED
 from routing.fix import codec
 from routing.fix.session import HEADER_TAGS, MemoryStore
 from routing.models import InboundMessage, Venue
