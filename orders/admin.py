@@ -173,3 +173,6 @@ class BasketAdmin(ReadOnlyAdmin):
     search_fields = ["client_basket_id", "name", "created_by__username"]
     date_hierarchy = "created_at"
     list_select_related = ["created_by"]
+
+
+from . import admin_allocations  # noqa: E402, F401  (registers the allocation queue)

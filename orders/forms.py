@@ -7,12 +7,20 @@ from __future__ import annotations
 import datetime as dt
 import re
 import secrets
+from typing import Any
 
 from django import forms
 
+from .allocation import FIELD as ALLOCATIONS
+from .allocation import allocation_targets_validate
 from .models import OrderStatus, OrderType, Side, TimeInForce
 
 _WHOLE_NUMBER = re.compile(r"^\d{1,15}$")
+# A row of the ticket's "Allocate to funds" grid, as the page posts it.
+_ALLOCATION_KEY = re.compile(r"^alloc_(account|value)_(\d{1,4})$")
+# A service error about one line of a block: "allocations[1].percent".
+_ALLOCATION_LINE_ERROR = re.compile(r"^allocations\[(\d+)\]\.(account|quantity|percent)$")
+ALLOCATION_MODES = (("percent", "By percent"), ("quantity", "By shares"))
 
 
 def parse_quantity(text: str) -> int:
@@ -70,9 +78,91 @@ class OrderTicketForm(forms.Form):
     def __init__(self, *args, accounts=(), venues=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["account"].choices = [(a.code, f"{a.code} — {a.name}") for a in accounts]
+        # A block order names its funds in the grid instead (checked in ``clean``).
+        self.fields["account"].required = False
         self.fields["venue"].choices = [("", "Best venue (router)")] + [
             (v.code, f"{v.code} — {v.name}" if v.name else v.code) for v in venues
         ]
+        self.allocation_mode, self.allocation_rows = self._allocation_grid()
+        self.allocation_errors: list[str] = []
+
+    # ---- the "Allocate to funds" grid: rows posted as alloc_account_N / alloc_value_N
+    def _allocation_grid(self) -> tuple[str, list[dict[str, Any]]]:
+        """The grid's mode and its filled rows in the order posted (blank rows, as
+        the page adds them, are left out): row i is line i of the service's
+        ``allocations``, so its errors come back by that index."""
+        data = self.data if self.is_bound else {}
+        mode = data.get("alloc_mode") if data.get("alloc_mode") in dict(ALLOCATION_MODES) else "percent"
+        indexes = sorted({int(match.group(2)) for key in data if (match := _ALLOCATION_KEY.match(key))})
+        rows = []
+        for index in indexes:
+            account = str(data.get(f"alloc_account_{index}", "")).strip()
+            value = str(data.get(f"alloc_value_{index}", "")).strip()
+            if account or value:
+                rows.append({"account": account, "value": value, "account_errors": [], "value_errors": []})
+        return mode, rows
+
+    @property
+    def allocation_modes(self) -> tuple[tuple[str, str], ...]:
+        return ALLOCATION_MODES
+
+    @property
+    def account_choices(self) -> list[tuple[str, str]]:
+        return list(self.fields["account"].choices)
+
+    def allocations(self) -> list[dict[str, Any]] | None:
+        """The grid as the service's ``allocations`` (None when it has no rows): shares
+        as whole numbers where they read as one, else as typed, for the service to
+        say what is wrong with them."""
+        if not self.allocation_rows:
+            return None
+        lines = []
+        for row in self.allocation_rows:
+            if self.allocation_mode == "percent":
+                lines.append({"account": row["account"], "percent": row["value"].rstrip("%").strip()})
+            else:
+                try:
+                    quantity: int | str = parse_quantity(row["value"])
+                except forms.ValidationError:
+                    quantity = row["value"]
+                lines.append({"account": row["account"], "quantity": quantity})
+        return lines
+
+    def allocation_errors_take(self, details: dict | None) -> dict:
+        """Put the service's errors about the grid beside it (the whole grid) or its
+        rows (one line); the other field errors are returned for ``errors_to_form``."""
+        rest = {}
+        for key, messages in (details or {}).items():
+            texts = [str(m) for m in (messages if isinstance(messages, list) else [messages])]
+            line = _ALLOCATION_LINE_ERROR.match(key)
+            if line and int(line.group(1)) < len(self.allocation_rows):
+                row = self.allocation_rows[int(line.group(1))]
+                row["account_errors" if line.group(2) == "account" else "value_errors"].extend(texts)
+            elif key == ALLOCATIONS or key.startswith(f"{ALLOCATIONS}["):
+                self.allocation_errors.extend(texts)
+            else:
+                rest[key] = messages
+        return rest
+
+    def has_allocation_errors(self) -> bool:
+        return bool(self.allocation_errors) or any(
+            row["account_errors"] or row["value_errors"] for row in self.allocation_rows
+        )
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        lines = self.allocations()
+        if lines is None and not cleaned.get("account") and "account" not in self.errors:
+            self.add_error("account", "This field is required.")
+        if lines is not None and self.errors:
+            # The service checks the grid when the rest is valid; when it is not, check
+            # the grid too, so that every error shows in one round.
+            if cleaned.get("account"):
+                self.allocation_errors.append("Give an account, or allocations for a block order, not both.")
+            else:
+                _, errors = allocation_targets_validate(lines=lines, order_quantity=cleaned.get("quantity"))
+                self.allocation_errors_take(errors)
+        return cleaned
 
     def clean_symbol(self) -> str:
         return self.cleaned_data["symbol"].strip().upper()
@@ -94,9 +184,11 @@ class OrderTicketForm(forms.Form):
     def submission(self) -> dict:
         """The service's keyword arguments."""
         data = self.cleaned_data
+        allocations = self.allocations()
         return {
             "client_order_id": data["client_order_id"],
             "account": data["account"],
+            **({"allocations": allocations} if allocations is not None else {}),
             "symbol": data["symbol"],
             "side": data["side"],
             "quantity": data["quantity"],

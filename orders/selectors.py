@@ -18,6 +18,7 @@ from .models import (
     LIVE_STATUSES,
     PLACEABLE_STATUSES,
     Account,
+    Allocation,
     Basket,
     Execution,
     Order,
@@ -121,6 +122,11 @@ def order_get_for_user(*, user, order_id: int) -> Order:
 
 # The executions an order shows: trades, busts, corrections and the fill statuses.
 EXEC_TYPES_SHOWN = ("F", "G", "H", "1", "2")
+
+
+def order_allocations(*, order: Order) -> QuerySet[Allocation]:
+    """A block's allocations, newest first, with their lines and venue."""
+    return order.allocations.select_related("venue", "confirmed_by").prefetch_related("lines__account")
 
 
 def order_executions_shown(*, order: Order) -> list[Execution]:
@@ -405,3 +411,35 @@ def position_rows(*, user, account: str | None = None) -> list[PositionRow]:
         else:
             target.working_sell += entry["open_quantity"]
     return sorted(rows.values(), key=lambda r: (r.account, r.symbol))
+
+
+# AllocationInstructionAck (FIX 35=P): read here as a literal, since ``compliance``
+# reads orders' selectors and never depends on ``routing``.
+ALLOCATION_ACK_MSG_TYPE = "P"
+
+
+def order_allocation_acks(*, order_id: int, alloc_ids: set[str] | None = None) -> list[AuditEvent]:
+    """The AllocationInstructionAcks (35=P) received for a block, oldest first, from
+    its audit trail (``details["message"]`` is the raw message, | separated); only
+    those naming one of ``alloc_ids`` (AllocID, tag 70) when given."""
+    events = audit_events_for_object(object_type="order", object_id=order_id).filter(
+        action="fix.received", details__msg_type=ALLOCATION_ACK_MSG_TYPE
+    )
+    return [e for e in events if alloc_ids is None or ack_alloc_id(e) in alloc_ids]
+
+
+def ack_alloc_id(event: AuditEvent) -> str:
+    """The AllocID (70) of a received message on the audit trail."""
+    for part in (event.details or {}).get("message", "").split("|"):
+        tag, _, value = part.partition("=")
+        if tag == "70":
+            return value
+    return ""
+
+
+def order_allocations_version(*, order: Order) -> tuple:
+    """Changes whenever a block's allocations do (a status, a line, an ack): with
+    ``order_version`` (whose audit trail moves when an instruction is sent), what the
+    block's live page shows."""
+    version = order.allocations.order_by().aggregate(count=Count("id"), latest=Max("updated_at"))
+    return version["count"], version["latest"]

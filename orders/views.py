@@ -129,13 +129,23 @@ def order_new(request):
         try:
             order, created = services.order_submit(user=request.user, origin=Origin.WEB, **form.submission())
         except InvalidInput as exc:
-            errors_to_form(form, exc.details)
+            errors_to_form(form, form.allocation_errors_take(exc.details))
         except NotPermitted as exc:
             form.add_error(None, exc.message)
             return render(request, "orders/ticket.html", {"form": form}, status=403)
         else:
             if not created:
                 messages.info(request, f"This ticket was already submitted: order #{order.pk}.")
+                return redirect("orders:detail", order_id=order.pk)
+            if order.block_order:
+                # A block's page shows its funds, and later how its fills are allocated.
+                waiting = order.desk_order and order.owner_id is None and order.status == OrderStatus.NEW
+                messages.success(
+                    request,
+                    f"Block order #{order.pk} submitted for {len(order.allocation_targets)} funds: {order.side} "
+                    f"{order.quantity:,} {order.security.symbol} "
+                    f"({'waiting for a trader' if waiting else order.get_status_display().lower()}).",
+                )
                 return redirect("orders:detail", order_id=order.pk)
             if order.status in (OrderStatus.HELD, OrderStatus.REJECTED):
                 return redirect("orders:detail", order_id=order.pk)
@@ -266,6 +276,7 @@ def _detail_context(request, order: Order, **extra) -> dict[str, Any]:
         ),
         "override_form": OverrideRequestForm(label_suffix=""),
         **_desk_context(request, order),
+        **_block_context(order),
     }
     context.update(extra)
     return context
@@ -289,6 +300,65 @@ def _desk_context(request, order: Order) -> dict[str, Any]:
     }
 
 
+ALLOC_STATUS_NAMES = {
+    codec.ALLOC_STATUS_ACCEPTED: "accepted",
+    codec.ALLOC_STATUS_BLOCK_REJECT: "block rejected",
+    codec.ALLOC_STATUS_ACCOUNT_REJECT: "account rejected",
+    codec.ALLOC_STATUS_RECEIVED: "received",
+    codec.ALLOC_STATUS_INCOMPLETE: "incomplete",
+    codec.ALLOC_STATUS_REJECTED_BY_INTERMEDIARY: "rejected by intermediary",
+}
+
+
+def _block_context(order: Order) -> dict[str, Any]:
+    """A block order's funds, what it executed and has not allocated, and each
+    allocation with its lines and the FIX messages about it (35=J out, 35=P in, told
+    apart by AllocID: the allocation's own, or that of its cancel)."""
+    if not order.block_order:
+        return {}
+    outbound = [
+        {
+            "alloc_id": m.cl_ord_id,
+            "state": m.get_state_display(),
+            "seq": m.msg_seq_num,
+            "sent_at": m.sent_at,
+            "text": "|".join(f"{tag}={value}" for tag, value in m.fields),
+        }
+        for m in routing_selectors.outbox_messages_for_order(
+            order_id=order.pk, msg_type=codec.MSG_ALLOCATION_INSTRUCTION
+        )
+    ]
+    inbound = [
+        {"alloc_id": selectors.ack_alloc_id(event), "at": event.occurred_at, "text": event.details.get("message", "")}
+        for event in selectors.order_allocation_acks(order_id=order.pk)
+    ]
+    allocations, matched = [], set()
+    for allocation in selectors.order_allocations(order=order):
+        ids = {allocation.alloc_id, allocation.cancel_alloc_id} - {""}
+        matched |= ids
+        allocations.append(
+            {
+                "allocation": allocation,
+                "lines": list(allocation.lines.all()),
+                "ack_name": ALLOC_STATUS_NAMES.get(allocation.ack_status, ""),
+                "outbound": [m for m in outbound if m["alloc_id"] in ids],
+                "inbound": [m for m in inbound if m["alloc_id"] in ids],
+            }
+        )
+    targets = order.allocation_targets or []
+    return {
+        "block_view": {
+            "targets": targets,
+            "accounts": ", ".join(str(t.get("account", "")) for t in targets),
+            "by_percent": bool(targets) and "percent" in targets[0],
+            "unallocated": services.block_unallocated_quantity(order),
+            "allocations": allocations,
+            "other_outbound": [m for m in outbound if m["alloc_id"] not in matched],
+            "other_inbound": [m for m in inbound if m["alloc_id"] not in matched],
+        }
+    }
+
+
 @login_required
 @require_GET
 def order_detail(request, order_id: int):
@@ -301,6 +371,8 @@ def order_detail(request, order_id: int):
 def order_live(request, order_id: int):
     order = _order_for(request, order_id)
     version = selectors.order_version(order=order)
+    if order.block_order:
+        version += selectors.order_allocations_version(order=order)
     return _live(request, "orders/_detail_live.html", lambda: _detail_context(request, order), *version)
 
 

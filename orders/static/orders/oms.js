@@ -1,6 +1,7 @@
 /* The trader pages' behaviour: live regions, confirmations, the ticket's fields by
- * order type and its symbol search. Plain JavaScript; every page works without it
- * (forms post, pages reload), it only saves the reloads. */
+ * order type, its symbol search and its allocation grid. Plain JavaScript; every page
+ * works without it (forms post, pages reload), it only saves the reloads — the grid's
+ * rows are added here, but post as plain form fields. */
 (function () {
   "use strict";
 
@@ -151,10 +152,106 @@
     }
   }
 
+  /* ---- the ticket's "Allocate to funds" grid: add and remove rows (posted as
+   * alloc_account_N / alloc_value_N), percent or shares, the running total. While the
+   * grid has rows the order is a block for those funds: the account box is off (a
+   * disabled field is not posted). */
+  function number(text) {
+    var cleaned = String(text || "").replace(/[,\s_%]/g, "");
+    return /^\d+(\.\d+)?$/.test(cleaned) ? parseFloat(cleaned) : NaN;
+  }
+
+  function wireAllocationGrid(form, grid) {
+    var body = grid.querySelector("#alloc-rows tbody");
+    var template = grid.querySelector("#alloc-row-template");
+    var add = grid.querySelector("#alloc-add");
+    var total = grid.querySelector("#alloc-total");
+    var head = grid.querySelector("#alloc-value-head");
+    var account = form.elements.account;
+    var accountField = form.querySelector('[data-field="account"]');
+    var next = 0;
+    body.querySelectorAll("[data-alloc-row]").forEach(function (row) {
+      next = Math.max(next, parseInt(row.getAttribute("data-alloc-row"), 10) + 1);
+    });
+
+    function mode() {
+      var checked = grid.querySelector('input[name="alloc_mode"]:checked');
+      return checked ? checked.value : "percent";
+    }
+
+    function relabel() {
+      body.querySelectorAll("tr.alloc-row").forEach(function (row, index) {
+        row.querySelector("select").setAttribute("aria-label", "Fund " + (index + 1));
+        row.querySelector("input").setAttribute("aria-label", "Allocation " + (index + 1));
+      });
+    }
+
+    function refresh() {
+      var rows = body.querySelectorAll("tr.alloc-row");
+      var block = rows.length > 0;
+      if (account) account.disabled = block;
+      if (accountField) accountField.classList.toggle("is-block", block);
+      var byPercent = mode() === "percent";
+      head.textContent = byPercent ? "Percent" : "Shares";
+      grid.setAttribute("data-mode", mode());
+      if (!block) {
+        total.textContent = "—";
+        total.setAttribute("data-state", "");
+        return;
+      }
+      var sum = 0;
+      var valid = true;
+      rows.forEach(function (row) {
+        var value = number(row.querySelector("input").value);
+        if (isNaN(value)) valid = false; else sum += value;
+      });
+      var target = byPercent ? 100 : number(form.elements.quantity ? form.elements.quantity.value : "");
+      var shown = byPercent ? String(Math.round(sum * 1e6) / 1e6) + "%" : sum.toLocaleString("en-US");
+      if (byPercent) {
+        total.textContent = shown + " of 100%";
+      } else {
+        total.textContent = shown + (isNaN(target) ? " (enter the order quantity)" : " of " + target.toLocaleString("en-US"));
+      }
+      var ok = valid && !isNaN(target) && Math.abs(sum - target) < 1e-9;
+      total.setAttribute("data-state", ok ? "ok" : "off");
+    }
+
+    function addRow() {
+      var html = template.innerHTML.replace(/__n__/g, String(next)).replace(/__label__/g, String(next + 1));
+      next += 1;
+      var holder = document.createElement("tbody");
+      holder.innerHTML = html.trim();
+      var row = holder.firstElementChild;
+      body.appendChild(row);
+      relabel();
+      refresh();
+      return row;
+    }
+
+    grid.classList.add("js");
+    add.hidden = false;
+    add.addEventListener("click", function () {
+      addRow().querySelector("select").focus();
+    });
+    body.addEventListener("click", function (event) {
+      var remove = event.target.closest("[data-alloc-remove]");
+      if (!remove) return;
+      remove.closest("tr").remove();
+      relabel();
+      refresh();
+    });
+    grid.addEventListener("input", refresh);
+    grid.addEventListener("change", refresh);
+    if (form.elements.quantity) form.elements.quantity.addEventListener("input", refresh);
+    refresh();
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     wireForms(document);
     document.querySelectorAll("[data-live-src]").forEach(startLive);
     var ticket = document.getElementById("ticket");
     if (ticket) wireTicket(ticket);
+    var grid = ticket && document.getElementById("alloc-grid");
+    if (grid) wireAllocationGrid(ticket, grid);
   });
 })();
