@@ -443,3 +443,22 @@ def order_allocations_version(*, order: Order) -> tuple:
     block's live page shows."""
     version = order.allocations.order_by().aggregate(count=Count("id"), latest=Max("updated_at"))
     return version["count"], version["latest"]
+
+
+def orders_nested(orders) -> list[Order]:
+    """A blotter page with each child order moved right under its parent (oldest
+    child first) when the parent is on the page too, marked ``nested``; the rest keep
+    their order."""
+    orders = list(orders)
+    on_page = {order.pk for order in orders}
+    children: dict[int, list[Order]] = {}
+    for order in orders:
+        order.nested = order.parent_id in on_page
+        if order.nested:
+            children.setdefault(order.parent_id, []).append(order)
+    nested: list[Order] = []
+    for order in orders:
+        if not order.nested:
+            nested.append(order)
+            nested.extend(sorted(children.get(order.pk, ()), key=lambda child: child.pk))
+    return nested

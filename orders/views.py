@@ -86,7 +86,7 @@ def _blotter_context(request) -> dict[str, Any]:
     return {
         "filter_form": filter_form,
         "page": page,
-        "orders": page.object_list,
+        "orders": selectors.orders_nested(page.object_list),
         "query": query.urlencode(),
         "live_query": request.GET.urlencode(),
     }

@@ -95,3 +95,18 @@ def test_equal_slices_of_one_desk_order_are_not_duplicates_of_each_other(trader,
         assert web.post(f"/orders/{desk_order.pk}/children/", form).status_code == 302
     # Both go out: the duplicate-order rule (on by default) does not hold a sibling.
     assert list(Order.objects.filter(parent=desk_order).values_list("status", flat=True)) == ["pending_new"] * 2
+
+
+def test_the_blotter_nests_children_under_their_parent(trader, desk_order, submit):
+    web = signed_in(trader)
+    web.post(f"/orders/{desk_order.pk}/accept/")
+    form = {"quantity": "300", "order_type": "LIMIT", "limit_price": "175.50", "time_in_force": "DAY", "venue": ""}
+    web.post(f"/orders/{desk_order.pk}/children/", form)
+    own = submit(quantity=100)  # a trader's own order, entered after the parent
+    web.post(f"/orders/{desk_order.pk}/children/", form)
+    first, second = Order.objects.filter(parent=desk_order).order_by("pk")
+    html = text_of(web.get("/orders/"))
+    rows = [html.index(f'data-order-id="{pk}"') for pk in (own.pk, desk_order.pk, first.pk, second.pk)]
+    # Newest first, except that children follow their parent, oldest child first.
+    assert rows == sorted(rows)
+    assert html.count('class="side-buy nested"') == 2
