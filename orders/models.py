@@ -9,6 +9,8 @@ from django.db import models
 from django.db.models import Q
 from django_fsm import RETURN_VALUE, FSMField, FSMModelMixin, transition
 
+from .pnl import PositionCost
+
 PRICE = {"max_digits": 18, "decimal_places": 8}
 AMOUNT = {"max_digits": 28, "decimal_places": 8}
 
@@ -225,7 +227,7 @@ class Order(FSMModelMixin, models.Model):
         permissions = [("close_order_locally", "Can close an order the venue no longer knows")]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.side} {self.quantity} {self.security_id} ({self.status})"
+        return f"#{self.pk} {self.side} {self.quantity} {self.security.symbol} ({self.status})"
 
     @property
     def symbol(self) -> str:
@@ -551,6 +553,11 @@ class Position(models.Model):
     bought_notional = models.DecimalField(**AMOUNT, default=Decimal("0"))
     sold_quantity = models.BigIntegerField(default=0)
     sold_notional = models.DecimalField(**AMOUNT, default=Decimal("0"))
+    # Weighted average cost (orders.pnl): the cost of the open quantity, signed like it,
+    # and the P&L realized by reducing it; kept with every fill and booking, busts and
+    # corrections included.
+    cost_basis = models.DecimalField(**AMOUNT, default=Decimal("0"))
+    realized_pnl = models.DecimalField(**AMOUNT, default=Decimal("0"))
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -558,7 +565,20 @@ class Position(models.Model):
         constraints = [models.UniqueConstraint(fields=["account", "security"], name="position_unique")]
 
     def __str__(self) -> str:
-        return f"{self.account_id}/{self.security_id}: {self.quantity}"
+        return f"{self.account.code} {self.security.symbol}: {self.quantity}"
+
+    @property
+    def cost(self) -> PositionCost:
+        return PositionCost(self.quantity, self.cost_basis, self.realized_pnl)
+
+    @property
+    def average_cost(self) -> Decimal | None:
+        return self.cost.average_cost
+
+    @property
+    def unrealized_pnl(self) -> Decimal | None:
+        """The open quantity at the security's reference price, less its cost."""
+        return self.cost.unrealized(self.security.reference_price or None) if self.quantity else Decimal(0)
 
     @property
     def avg_buy_price(self) -> Decimal | None:
@@ -606,14 +626,10 @@ class AccountExposure(models.Model):
 
 
 class Allocation(models.Model):
-    """How a block order's executions at one venue are booked to its funds (issue 14).
-
-    Proposed by the OMS when the block ends with fills (``orders.allocation``'s rule),
-    possibly changed and then confirmed by middle office: confirmation books each
-    fund's position at the average price and sends the broker an AllocationInstruction
-    (35=J, AllocID ``alloc_id``); its AllocationInstructionAck (35=P) moves it to
-    received, accepted or rejected. Cancelled (or rejected) before the broker accepts,
-    its bookings are reversed and a fresh proposal takes its place."""
+    """How a block order's executions at one venue are booked to its funds: proposed by
+    the OMS, changed and confirmed by middle office (positions booked, 35=J sent with
+    AllocID ``alloc_id``), acknowledged by the broker (35=P); the workflow is in
+    ``orders.services.allocations``."""
 
     class Status(models.TextChoices):
         PROPOSED = "proposed", "Proposed"

@@ -198,6 +198,14 @@ def account(db, trader) -> Account:
 
 
 @pytest.fixture
+def acc2(db, trader) -> Account:
+    """A second account of the trader's (a block order's second fund)."""
+    account = AccountFactory(code="ACC-2", name="US Growth Fund")
+    account.traders.add(trader)
+    return account
+
+
+@pytest.fixture
 def other_account(db, other_trader) -> Account:
     acc = AccountFactory(code="ACC-3")
     acc.traders.add(other_trader)

@@ -7,8 +7,22 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from django.contrib.auth.models import Group
 from django.db import connection
 from rest_framework.test import APIClient
+
+from oms_site.roles import PORTFOLIO_MANAGER_GROUP
+
+from .factories import UserFactory
+
+
+def portfolio_manager(username: str, *accounts):
+    """A user of the portfolio_manager group entitled to ``accounts``."""
+    user = UserFactory(username=username)
+    user.groups.add(Group.objects.get_or_create(name=PORTFOLIO_MANAGER_GROUP)[0])
+    for account in accounts:
+        account.traders.add(user)
+    return user
 
 
 def order_line(n: int, **overrides) -> dict:

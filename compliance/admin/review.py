@@ -18,7 +18,7 @@ ResolvedFilter = timestamp_filter(field="resolved_at", title="resolved", paramet
 class ReviewItemAdmin(ConsoleAdmin):
     list_display = ["id", "kind", "order", "message", "created_at", "resolved"]
     list_filter = [ResolvedFilter, "kind"]
-    list_select_related = ["order"]
+    list_select_related = ["order", "order__security"]
     search_fields = ["message", "order__client_order_id"]
     fields = ["kind", "order", "message", "details", "created_at", "resolved_by", "resolved_at", "resolution_note"]
     readonly_fields = fields

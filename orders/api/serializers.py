@@ -123,6 +123,13 @@ class OrderFilterSerializer(serializers.Serializer):
     )
 
 
+class ExecutionFilterSerializer(serializers.Serializer):
+    order = serializers.IntegerField(required=False, min_value=1, help_text="executions of this order")
+    symbol = serializers.CharField(max_length=32, required=False)
+    account = serializers.CharField(max_length=32, required=False, help_text="the order's account")
+    created_on = serializers.DateField(required=False, help_text="executions received on this date (UTC)")
+
+
 class ComplianceResultSerializer(serializers.ModelSerializer):
     class Meta:
         model = ComplianceResult
@@ -280,6 +287,16 @@ class PositionSerializer(serializers.ModelSerializer):
     symbol = serializers.CharField(source="security.symbol", read_only=True)
     avg_buy_price = serializers.DecimalField(**PRICE, read_only=True, allow_null=True)
     avg_sell_price = serializers.DecimalField(**PRICE, read_only=True, allow_null=True)
+    average_cost = serializers.DecimalField(
+        **PRICE, read_only=True, allow_null=True, help_text="of the open quantity, weighted average cost method"
+    )
+    unrealized_pnl = serializers.DecimalField(
+        max_digits=28,
+        decimal_places=8,
+        read_only=True,
+        allow_null=True,
+        help_text="the open quantity at the reference price less its cost (null without a reference price)",
+    )
 
     class Meta:
         model = Position
@@ -293,6 +310,10 @@ class PositionSerializer(serializers.ModelSerializer):
             "sold_quantity",
             "sold_notional",
             "avg_sell_price",
+            "average_cost",
+            "cost_basis",
+            "realized_pnl",
+            "unrealized_pnl",
             "updated_at",
         ]
 

@@ -22,6 +22,7 @@ from .serializers import (
     BasketCreateInputSerializer,
     BasketDetailSerializer,
     BasketSerializer,
+    ExecutionFilterSerializer,
     ExecutionSerializer,
     OrderAmendInputSerializer,
     OrderCheckInputSerializer,
@@ -280,9 +281,12 @@ class ExecutionListApi(GenericAPIView):
     serializer_class = ExecutionSerializer
     queryset = Execution.objects.none()
 
-    @extend_schema(responses=ExecutionSerializer(many=True))
+    @extend_schema(parameters=[ExecutionFilterSerializer], responses=ExecutionSerializer(many=True))
     def get(self, request):
-        page = self.paginate_queryset(selectors.execution_list(user=request.user))
+        # As for orders: a filter, when given, must be valid (an empty one is a 400).
+        filters = ExecutionFilterSerializer(data=request.query_params.dict())
+        filters.is_valid(raise_exception=True)
+        page = self.paginate_queryset(selectors.execution_list(user=request.user, filters=filters.validated_data))
         return self.get_paginated_response(ExecutionSerializer(page, many=True).data)
 
 

@@ -318,13 +318,15 @@ def allocation_cancel(*, user, order_id: int, reason: Any, allocation_id: int | 
         actor = actor_name(user)
         lines = list(allocation.lines.select_related("account"))
         before = allocation_snapshot(allocation, lines)
-        if allocation.status in Allocation.BOOKED:
-            _book(order, allocation, lines, sign=-1)
+        booked = allocation.status in Allocation.BOOKED
+        if booked:
             allocation.cancel_alloc_id = f"{allocation.alloc_id}-X"
             _instruction_send(
                 order, allocation, lines, alloc_id=allocation.cancel_alloc_id, trans_type="CANCEL", orders=[]
             )
         _cancelled(order, allocation, lines, before, actor=actor, reason=reason.strip())
+        if booked:  # once it is cancelled: the funds' costs are worked out without it
+            _book(order, allocation, lines, sign=-1)
         return _repropose(order, allocation, actor=actor)
 
 
@@ -478,12 +480,12 @@ def allocation_ack_apply(*, venue: Venue, tags: dict[int, str], received_at: dt.
     outcome = "alloc_ack"
     new_status = ACK_STATUS.get(status)
     if allocation.status in (A.CONFIRMED, A.RECEIVED) and new_status is not None:
-        if new_status == A.REJECTED:
-            _book(order, allocation, lines, sign=-1)
         allocation.status = new_status
     else:
         outcome = "alloc_ack_ignored"  # an ack after a cancel, or an intermediate status
     allocation.save(update_fields=["status", "ack_status", "ack_text", "acked_at", "updated_at"])
+    if allocation.status == A.REJECTED and outcome == "alloc_ack":  # its bookings taken back
+        _book(order, allocation, lines, sign=-1)
     _audit(
         order, allocation, actor=actor, action="allocation.acknowledged", lines=lines, before=before, details=details
     )

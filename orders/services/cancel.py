@@ -27,6 +27,7 @@ from ._common import (
     refusal_reason,
     refusals_audited,
 )
+from .allocations import allocations_propose
 
 logger = logging.getLogger(__name__)
 S = OrderStatus
@@ -89,6 +90,7 @@ def order_cancel_locked(order: Order, *, user, actor: str, reason: str = "") -> 
         order_audit(
             order, actor=actor, action="order.cancelled", before=before, details={"sent": False, "reason": reason}
         )
+        allocations_propose(orders=[order], actor=actor)  # a block ended with what its children filled
         return order
     if not can_proceed(order.request_cancel):
         raise InvalidStateTransition(refusal_reason(order, "cancelled"), details={"status": order.status})

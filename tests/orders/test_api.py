@@ -99,6 +99,10 @@ POSITION_FIELDS = {
     "sold_quantity",
     "sold_notional",
     "avg_sell_price",
+    "average_cost",
+    "cost_basis",
+    "realized_pnl",
+    "unrealized_pnl",
     "updated_at",
 }
 AUDIT_FIELDS = {"id", "occurred_at", "actor", "action", "object_type", "object_id", "before", "after", "details"}
@@ -1274,6 +1278,33 @@ def test_executions_list_and_entitlement(api, other_api, mo_api, submit):
     }
     assert other_api.get("/api/v1/executions/").json()["count"] == 0
     assert mo_api.get("/api/v1/executions/").json()["count"] == 2
+
+
+def test_executions_filters(api, submit, msft):
+    first = acknowledge(submit(quantity=1000))
+    fill(first, 300, "175.48")
+    second = acknowledge(submit(quantity=500))
+    fill(second, 500, "175.40")
+    other = acknowledge(submit(symbol="MSFT", quantity=100, limit_price=Decimal("415")))
+    fill(other, 100, "415.00")
+
+    def listed(**params) -> list[tuple[int, int]]:
+        response = api.get("/api/v1/executions/", params)
+        assert response.status_code == 200, response.json()
+        return [(e["order_id"], e["last_qty"]) for e in response.json()["results"]]
+
+    assert listed(order=first.pk) == [(first.pk, 300)]
+    assert listed(order=second.pk) == [(second.pk, 500)]
+    assert listed(symbol="msft") == [(other.pk, 100)]
+    assert listed(account="ACC-1", symbol="AAPL") == [(second.pk, 500), (first.pk, 300)]
+    assert listed(account="ACC-9") == []
+    today = dt.datetime.now(dt.UTC).date()
+    assert len(listed(created_on=today.isoformat())) == 3
+    assert listed(created_on=(today - dt.timedelta(days=1)).isoformat()) == []
+    for bad in ({"order": "x"}, {"order": "0"}, {"created_on": "yesterday"}, {"symbol": ""}, {"account": ""}):
+        response = api.get("/api/v1/executions/", bad)
+        assert response.status_code == 400, (bad, response.content)
+        assert set(response.json()["details"]) == set(bad), response.json()
 
 
 def test_positions_list_filters_and_entitlement(api, other_api, mo_api, submit, msft):

@@ -18,21 +18,13 @@ from routing.fix import codec
 from routing.models import OutboundMessage
 from tests.compliance.conftest import rule_set
 from tests.conftest import apply
-from tests.factories import AccountFactory
 from tests.helpers import client_for
-from tests.orders.test_pm_workflow import _pm
+from tests.helpers import portfolio_manager as _pm
 
 pytestmark = pytest.mark.django_db
 
 ORDERS = "/api/v1/orders/"
 SIXTY_FORTY = [{"account": "ACC-1", "percent": "60"}, {"account": "ACC-2", "percent": "40"}]
-
-
-@pytest.fixture
-def acc2(trader):
-    account = AccountFactory(code="ACC-2")
-    account.traders.add(trader)
-    return account
 
 
 @pytest.fixture
@@ -261,9 +253,16 @@ def test_cancel_after_confirm_reverses_the_bookings_and_proposes_again(trader, m
     assert (71, "2") in [(int(t), v) for t, v in cancel.fields] and (72, first.alloc_id) in [
         (int(t), v) for t, v in cancel.fields
     ]
-    # Redone: confirmed again, booked once.
+    assert Position.objects.get(account=funds[0], security=aapl).cost_basis == 0
+    # Redone: confirmed again, booked once, at the block's average price.
     allocation_confirm(user=middle_office, order_id=order.pk)
     assert _positions(aapl) == {"ACC-1": 600, "ACC-2": 400}
+    position = Position.objects.get(account=funds[0], security=aapl)
+    assert (position.cost_basis, position.average_cost, position.realized_pnl) == (
+        Decimal("105300"),
+        Decimal("175.5"),
+        0,
+    )
 
 
 def _ack(allocation: Allocation, status: str, alloc_id: str | None = None, text: str = ""):
@@ -363,3 +362,19 @@ def test_a_bust_after_confirmation_flags_the_block_for_review(trader, middle_off
     (flag,) = order.flags.filter(kind="allocation_out_of_step")
     assert flag.details == {"booked_quantity": 500, "filled_quantity": 0}
     assert _positions(aapl) == {"ACC-1": 300, "ACC-2": 200}  # booked until middle office redoes it
+
+
+def test_a_desk_block_cancelled_after_partial_fills_is_proposed(trader, funds, aapl, venue):
+    pm = _pm("pm1", *funds)
+    parent = _block(pm)
+    api = client_for(trader)
+    api.post(f"{ORDERS}{parent.pk}/accept/")
+    placed = api.post(f"{ORDERS}{parent.pk}/children/", {"quantity": 500, "order_type": "MARKET"}, format="json")
+    child = _filled(Order.objects.get(pk=placed.json()["id"]))
+    assert child.status == "filled"
+    assert api.post(f"{ORDERS}{parent.pk}/cancel/").status_code == 202
+    parent.refresh_from_db()
+    assert (parent.status, parent.filled_quantity) == ("cancelled", 500)
+    (allocation,) = Allocation.objects.filter(order=parent)
+    assert [line.quantity for line in allocation.lines.all()] == [300, 200]
+    assert _positions(aapl) == {}  # the child's fills are the block's: booked on confirmation

@@ -85,6 +85,10 @@ def test_origin_document_lifecycle(api, submit, trader):
             "sold_quantity": 0,
             "sold_notional": "0.00000000",
             "avg_sell_price": None,
+            "average_cost": "175.49400000",
+            "cost_basis": "175494.00000000",
+            "realized_pnl": "0.00000000",
+            "unrealized_pnl": "6.00000000",  # 1,000 at the reference 175.50 less the cost
             "updated_at": position[0]["updated_at"],
         }
     ]

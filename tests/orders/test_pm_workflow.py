@@ -7,12 +7,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import Group
 
 from audit.models import AuditEvent
 from compliance.models import RuleSetting
 from oms_site.errors import InvalidStateTransition
-from oms_site.roles import PORTFOLIO_MANAGER_GROUP
 from orders.models import AccountExposure, Order, OrderRequest, Position
 from orders.selectors import OrderActions
 from orders.services import (
@@ -25,22 +23,14 @@ from orders.services import (
 )
 from routing.models import InboundMessage, OutboundMessage
 from tests.conftest import apply, report
-from tests.factories import UserFactory
 from tests.helpers import assert_error, client_for, run_together
+from tests.helpers import portfolio_manager as _pm
 from tests.orders.test_exposure import recomputed, stored
 from tests.pages.conftest import signed_in, ticket
 
 pytestmark = pytest.mark.django_db
 
 ORDERS = "/api/v1/orders/"
-
-
-def _pm(username: str, *accounts):
-    user = UserFactory(username=username)
-    user.groups.add(Group.objects.get_or_create(name=PORTFOLIO_MANAGER_GROUP)[0])
-    for account in accounts:
-        account.traders.add(user)
-    return user
 
 
 def _desk_order(pm, client_order_id: str, quantity: int = 1000) -> Order:

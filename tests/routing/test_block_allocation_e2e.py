@@ -17,7 +17,7 @@ from routing.models import InboundMessage, OutboundMessage, Venue
 from routing.simulator import SimulatorServer
 from tests.factories import AccountFactory
 from tests.helpers import client_for
-from tests.orders.test_pm_workflow import _pm
+from tests.helpers import portfolio_manager as _pm
 
 from .conftest import wait_for
 from .test_hosting import connected, live
