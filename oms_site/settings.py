@@ -190,6 +190,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Dates and times as the pages show them (24-hour UTC), in the admin too.
+FORMAT_MODULE_PATH = ["oms_site.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"

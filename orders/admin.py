@@ -133,6 +133,7 @@ class ExecutionAdmin(ReadOnlyAdmin):
         "venue",
         "exec_id",
         "order",
+        "symbol",
         "exec_type",
         "last_qty",
         "last_px",
@@ -141,19 +142,26 @@ class ExecutionAdmin(ReadOnlyAdmin):
         "received_at",
     ]
     list_filter = ["exec_type", "outcome", "in_effect", "venue"]
-    search_fields = ["exec_id", "cl_ord_id"]
+    list_select_related = ["venue", "order", "order__security"]
+    search_fields = ["exec_id", "cl_ord_id", "order__security__symbol"]
+
+    @admin.display(description="symbol", ordering="order__security__symbol")
+    def symbol(self, obj):
+        return obj.order.security.symbol if obj.order_id else ""
 
 
 @admin.register(OrderFlag)
 class OrderFlagAdmin(ReadOnlyAdmin):
     list_display = ["id", "kind", "order", "venue_code", "message", "created_at", "resolved_at"]
     list_filter = ["kind", "venue_code"]
+    list_select_related = ["order", "order__security"]
 
 
 @admin.register(Position)
 class PositionAdmin(ReadOnlyAdmin):
     list_display = ["account", "security", "quantity", "bought_quantity", "sold_quantity", "updated_at"]
     list_filter = ["account"]
+    list_select_related = ["account", "security"]
     search_fields = ["security__symbol", "account__code"]
 
 

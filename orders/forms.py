@@ -21,6 +21,13 @@ _ALLOCATION_KEY = re.compile(r"^alloc_(account|value)_(\d{1,4})$")
 # A service error about one line of a block: "allocations[1].percent".
 _ALLOCATION_LINE_ERROR = re.compile(r"^allocations\[(\d+)\]\.(account|quantity|percent)$")
 ALLOCATION_MODES = (("percent", "By percent"), ("quantity", "By shares"))
+# The ticket field a service check of another field reads (for one round of errors).
+_CHECK_READS = {
+    "limit_price": "order_type",
+    "stop_price": "order_type",
+    "expire_at": "time_in_force",
+    "short_exempt_reason": "side",
+}
 
 
 def parse_quantity(text: str) -> int:
@@ -182,24 +189,42 @@ class OrderTicketForm(forms.Form):
         return value.astimezone(dt.UTC) if value is not None else None
 
     def submission(self) -> dict:
-        """The service's keyword arguments."""
+        """The service's keyword arguments. On a form with errors, those of its valid
+        fields (None for the others), for the service to check them in the same round
+        (``service_errors_add``)."""
         data = self.cleaned_data
         allocations = self.allocations()
         return {
-            "client_order_id": data["client_order_id"],
-            "account": data["account"],
+            "client_order_id": data.get("client_order_id"),
+            "account": data.get("account") or "",
             **({"allocations": allocations} if allocations is not None else {}),
-            "symbol": data["symbol"],
-            "side": data["side"],
-            "quantity": data["quantity"],
-            "order_type": data["order_type"],
-            "limit_price": data["limit_price"],
-            "stop_price": data["stop_price"],
-            "time_in_force": data["time_in_force"],
-            "expire_at": data["expire_at"],
-            "venue": data["venue"] or None,
-            "short_exempt_reason": data["short_exempt_reason"],
+            "symbol": data.get("symbol"),
+            "side": data.get("side"),
+            "quantity": data.get("quantity"),
+            "order_type": data.get("order_type"),
+            "limit_price": data.get("limit_price"),
+            "stop_price": data.get("stop_price"),
+            "time_in_force": data.get("time_in_force"),
+            "expire_at": data.get("expire_at"),
+            "venue": data.get("venue") or None,
+            "short_exempt_reason": data.get("short_exempt_reason") or "",
         }
+
+    def service_errors_add(self, details: dict | None) -> None:
+        """The service's errors about the valid fields beside the form's own, so that
+        every error shows in one round: none on a field the form already flagged (the
+        service saw it empty), none whose check reads a flagged field (a limit price
+        against an unreadable order type), and no message twice."""
+        rest = {}
+        for field, messages in self.allocation_errors_take(details).items():
+            if field in self.errors or _CHECK_READS.get(field) in self.errors:
+                continue
+            rest[field] = messages
+        errors_to_form(self, rest)
+        self.allocation_errors[:] = list(dict.fromkeys(self.allocation_errors))
+        for row in self.allocation_rows:
+            row["account_errors"][:] = list(dict.fromkeys(row["account_errors"]))
+            row["value_errors"][:] = list(dict.fromkeys(row["value_errors"]))
 
 
 class OrderAmendForm(forms.Form):
@@ -253,6 +278,8 @@ class BlotterFilterForm(forms.Form):
     symbol = forms.CharField(label="Symbol", required=False, max_length=32)
     account = forms.ChoiceField(label="Account", required=False)
     created_on = forms.DateField(label="Date", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    # The order the blotter is sorted in, kept when the filters change (the view reads it).
+    sort = forms.CharField(required=False, max_length=32, widget=forms.HiddenInput)
 
     def __init__(self, *args, accounts=(), **kwargs):
         super().__init__(*args, **kwargs)
@@ -261,7 +288,7 @@ class BlotterFilterForm(forms.Form):
     def filters(self) -> dict:
         """The filters that are valid (a bad one is shown with its error, not applied)."""
         self.is_valid()
-        return {key: value for key, value in self.cleaned_data.items() if value}
+        return {key: value for key, value in self.cleaned_data.items() if value and key != "sort"}
 
 
 # Service field names -> form field names (the same, but the service may report on

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, F, Max, Prefetch, Q, QuerySet, Sum
+from django.db.models import Count, DecimalField, ExpressionWrapper, F, Max, Prefetch, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
 from django_fsm import can_proceed
 
 from audit.models import AuditEvent
@@ -72,13 +73,19 @@ def accounts_tradable_by(*, user, include_inactive: bool = False) -> QuerySet[Ac
     return qs if include_inactive else qs.filter(active=True)
 
 
-def order_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Order]:
+def order_list(*, user, filters: dict[str, Any] | None = None, sort: str | None = None) -> QuerySet[Order]:
+    """The orders the user may see, filtered, each with its ``notional``; newest first,
+    or by ``sort`` (a key of ``ORDER_SORTS``, ``-key`` descending; an unknown key is
+    ignored)."""
     filters = filters or {}
     qs = (
         orders_visible_to(user=user)
         .select_related("account", "security", "venue", "owner")
         .prefetch_related(order_children_prefetch())
+        .annotate(notional=ORDER_NOTIONAL)
     )
+    if filters.get("ids") is not None:
+        qs = qs.filter(pk__in=filters["ids"])
     if filters.get("incoming"):  # the desk's queue: orders waiting for a trader of the account
         qs = qs.filter(
             desk_order=True, owner__isnull=True, status=OrderStatus.NEW, account__in=accounts_tradable_by(user=user)
@@ -97,7 +104,45 @@ def order_list(*, user, filters: dict[str, Any] | None = None) -> QuerySet[Order
         qs = qs.filter(created_at__date=filters["created_on"])
     if filters.get("basket"):
         qs = qs.filter(basket_id=filters["basket"])
-    return qs.order_by("-created_at", "-id")
+    return qs.order_by(*order_sort_terms(sort))
+
+
+# An order's value: quantity at its limit price; with no limit (market, stop), at its
+# average fill price once it has fills, else at the security's reference price.
+ORDER_PRICE_ESTIMATE = Coalesce("limit_price", "avg_fill_price", "security__reference_price")
+ORDER_NOTIONAL = ExpressionWrapper(
+    F("quantity") * ORDER_PRICE_ESTIMATE, output_field=DecimalField(max_digits=30, decimal_places=8)
+)
+# Who works the order: its owner for a desk order, else who entered it.
+ORDER_TRADER = Coalesce("owner__username", "created_by__username")
+# The blotter's sort keys and what each sorts by (ties: by id, in the same direction).
+ORDER_SORTS: dict[str, Any] = {
+    "created": F("created_at"),
+    "symbol": F("security__symbol"),
+    "account": F("account__code"),
+    "side": F("side"),
+    "quantity": F("quantity"),
+    "price": F("limit_price"),
+    "status": F("status"),
+    "filled": F("filled_quantity"),
+    "notional": ORDER_NOTIONAL,
+    "trader": ORDER_TRADER,
+}
+ORDER_SORT_DEFAULT = "-created"
+
+
+def order_sort_key(sort: str | None) -> str:
+    """``sort`` if it names a sort key (``-`` for descending), else the default."""
+    return sort if sort and sort.removeprefix("-") in ORDER_SORTS else ORDER_SORT_DEFAULT
+
+
+def order_sort_terms(sort: str | None) -> list:
+    key = order_sort_key(sort)
+    descending = key.startswith("-")
+    expression = ORDER_SORTS[key.removeprefix("-")]
+    if descending:
+        return [expression.desc(nulls_last=True), F("id").desc()]
+    return [expression.asc(nulls_last=True), F("id").asc()]
 
 
 def order_children_prefetch() -> Prefetch:
@@ -183,14 +228,27 @@ def basket_orders(*, user, basket: Basket) -> QuerySet[Order]:
     )
 
 
-def execution_list(*, user, order_id: int | None = None) -> QuerySet[Execution]:
+def execution_list(*, user, order_id: int | None = None, filters: dict[str, Any] | None = None) -> QuerySet[Execution]:
+    """The executions (fills, busts, corrections, cancels and rejects as the venue
+    reported them) of the orders the user may see, newest first; ``filters``: ``order``
+    (an order id), ``symbol``, ``account`` (the order's account: a block's first fund),
+    ``created_on`` (the date received, UTC)."""
+    filters = dict(filters or {})
+    if order_id is not None:
+        filters["order"] = order_id
     qs = Execution.objects.filter(
         order__account__in=accounts_visible_to(user=user), exec_type__in=EXEC_TYPES_SHOWN
-    ).select_related("order", "order__security", "venue", "ref_execution")
+    ).select_related("order", "order__security", "order__account", "venue", "ref_execution")
     if user_is_portfolio_manager(user):
         qs = qs.filter(order__in=orders_visible_to(user=user))
-    if order_id is not None:
-        qs = qs.filter(order_id=order_id)
+    if filters.get("order") is not None:
+        qs = qs.filter(order_id=filters["order"])
+    if filters.get("symbol"):
+        qs = qs.filter(order__security__symbol=filters["symbol"].upper())
+    if filters.get("account"):
+        qs = qs.filter(order__account__code=filters["account"])
+    if filters.get("created_on"):
+        qs = qs.filter(received_at__date=filters["created_on"])
     return qs.order_by("-id")
 
 
@@ -288,6 +346,77 @@ def orders_version(*, orders: QuerySet[Order]) -> tuple:
     return version["count"], version["latest"]
 
 
+def blotter_version(*, orders: QuerySet[Order]) -> tuple:
+    """``orders_version`` plus the latest reference price of their securities (an
+    order with no limit and no fill is valued at it: its notional, the totals and
+    the order by notional move with it), in one statement."""
+    version = orders.order_by().aggregate(
+        count=Count("id"), latest=Max("updated_at"), priced=Max("security__reference_price_at")
+    )
+    return version["count"], version["latest"], version["priced"]
+
+
+@dataclass(frozen=True)
+class BlotterTotals:
+    """The filtered orders summed. Working: the leaves of the orders at the venue or
+    on their way to it (as the Leaves column and the positions page count them),
+    valued like the order (``ORDER_PRICE_ESTIMATE``); filled: filled quantity at the
+    average fill price. A child order counts in its parent when the parent is among
+    the orders too (the parent's fills are its children's)."""
+
+    orders: int
+    working_quantity: int
+    working_notional: Decimal
+    filled_quantity: int
+    filled_notional: Decimal
+
+
+def blotter_totals(*, orders: QuerySet[Order]) -> BlotterTotals:
+    """Totals of all the filtered orders (not one page of them), in one statement."""
+    orders = orders.order_by()
+    counted = Q(parent__isnull=True) | ~Q(parent_id__in=orders.values("pk"))
+    working = counted & Q(status__in=LIVE_STATUSES)
+    leaves = F("quantity") - F("filled_quantity")
+    amount = DecimalField(max_digits=30, decimal_places=8)
+    totals = orders.aggregate(  # names of their own: an aggregate may not take a field's name
+        total_orders=Count("id"),
+        total_working=Sum(leaves, filter=working),
+        total_working_notional=Sum(
+            ExpressionWrapper(leaves * ORDER_PRICE_ESTIMATE, output_field=amount), filter=working
+        ),
+        total_filled=Sum("filled_quantity", filter=counted),
+        total_filled_notional=Sum(
+            ExpressionWrapper(F("filled_quantity") * F("avg_fill_price"), output_field=amount),
+            filter=counted & Q(filled_quantity__gt=0),
+        ),
+    )
+    return BlotterTotals(
+        orders=totals["total_orders"],
+        working_quantity=totals["total_working"] or 0,
+        working_notional=totals["total_working_notional"] or Decimal(0),
+        filled_quantity=totals["total_filled"] or 0,
+        filled_notional=totals["total_filled_notional"] or Decimal(0),
+    )
+
+
+def orders_cancellable(*, user, orders: Iterable[Order]) -> set[int]:
+    """The ids of ``orders`` the user may ask to cancel now: ``order_actions``'
+    ``can_cancel`` for many orders in one statement (the service checks again)."""
+    orders = list(orders)
+    if not orders or user_is_portfolio_manager(user):
+        return set()
+    tradable = set(
+        accounts_tradable_by(user=user, include_inactive=True)
+        .filter(pk__in={order.account_id for order in orders})
+        .values_list("pk", flat=True)
+    )
+    return {
+        order.pk
+        for order in orders
+        if order.account_id in tradable and (can_proceed(order.cancel_unsent) or can_proceed(order.request_cancel))
+    }
+
+
 def order_version(*, order: Order) -> tuple:
     """Changes whenever the order page would: the order, its account's state, or its
     audit trail (fills, compliance, overrides and FIX messages all write one)."""
@@ -324,6 +453,8 @@ class PositionRow:
     name: str
     quantity: int = 0
     average_cost: Decimal | None = None
+    realized_pnl: Decimal = Decimal(0)
+    unrealized_pnl: Decimal | None = Decimal(0)
     working_buy: int = 0
     working_sell: int = 0
     reference_price: Decimal | None = None
@@ -333,31 +464,12 @@ class PositionRow:
         return None if self.reference_price is None else self.reference_price * self.quantity
 
 
-def average_cost(trades) -> tuple[int, Decimal | None]:
-    """Position and its average cost by the weighted-average-cost method, from
-    ``(signed quantity, price)`` trades in the order they happened: a trade that adds
-    to the position moves the average, one that reduces it leaves the average as it
-    is, and one that crosses zero starts the new side at its own price."""
-    position, cost = 0, None
-    for quantity, price in trades:
-        if position == 0 or (position > 0) == (quantity > 0):
-            total = abs(position) + abs(quantity)
-            cost = ((cost or Decimal(0)) * abs(position) + price * abs(quantity)) / total
-            position += quantity
-        elif abs(quantity) <= abs(position):
-            position += quantity
-        else:
-            position += quantity
-            cost = price
-        if position == 0:
-            cost = None
-    return position, (cost.quantize(Decimal("0.00000001")) if cost is not None else None)
-
-
 def position_rows(*, user, account: str | None = None) -> list[PositionRow]:
-    """Per account and security: the position, its average cost (from the executions
-    in effect, busts and corrections included), and the quantity working to buy and
-    to sell. Securities with working orders but no position yet are listed too."""
+    """Per account and security: the position, its average cost and realized P&L (kept
+    on the position with every fill and booking, busts and corrections included:
+    ``orders.pnl``), its unrealized P&L at the reference price, and the quantity
+    working to buy and to sell. Securities with working orders but no position yet
+    are listed too."""
     accounts = accounts_visible_to(user=user)
     if account:
         accounts = accounts.filter(code=account)
@@ -370,26 +482,15 @@ def position_rows(*, user, account: str | None = None) -> list[PositionRow]:
                 account=account_code,
                 symbol=security.symbol,
                 name=security.name,
-                reference_price=security.reference_price,
+                reference_price=security.reference_price or None,
             )
         return rows[key]
 
     positions = Position.objects.filter(account__in=accounts).select_related("account", "security")
     for position in positions:
-        row(position.account_id, position.security, position.account.code).quantity = position.quantity
-
-    trades: dict[tuple[int, int], list[tuple[int, Decimal]]] = {}
-    executions = (
-        Execution.objects.filter(order__account__in=accounts, in_effect=True, last_px__isnull=False)
-        .order_by("id")
-        .values_list("order__account_id", "order__security_id", "order__side", "last_qty", "last_px")
-    )
-    for account_id, security_id, side, quantity, price in executions:
-        signed = quantity if side == Side.BUY else -quantity
-        trades.setdefault((account_id, security_id), []).append((signed, price))
-    for key, position_trades in trades.items():
-        if key in rows:
-            rows[key].average_cost = average_cost(position_trades)[1]
+        target = row(position.account_id, position.security, position.account.code)
+        target.quantity, target.average_cost = position.quantity, position.average_cost
+        target.realized_pnl, target.unrealized_pnl = position.realized_pnl, position.unrealized_pnl
 
     # Working quantities summed in the database: one row per account, security and side.
     working = (
@@ -462,3 +563,29 @@ def orders_nested(orders) -> list[Order]:
             nested.append(order)
             nested.extend(sorted(children.get(order.pk, ()), key=lambda child: child.pk))
     return nested
+
+
+@dataclass
+class PositionTotals:
+    """One account's positions (``rows``) summed: market value, realized and
+    unrealized P&L (the unrealized total is missing when a security has no reference
+    price: a total that leaves one out would mislead)."""
+
+    account: str
+    rows: list[PositionRow] = field(default_factory=list)
+    market_value: Decimal = Decimal(0)
+    realized_pnl: Decimal = Decimal(0)
+    unrealized_pnl: Decimal | None = Decimal(0)
+
+
+def position_totals(rows: list[PositionRow]) -> list[PositionTotals]:
+    """``position_rows`` grouped by account, each group with its totals."""
+    totals: dict[str, PositionTotals] = {}
+    for r in rows:
+        total = totals.setdefault(r.account, PositionTotals(account=r.account))
+        total.rows.append(r)
+        total.market_value += r.market_value or 0
+        total.realized_pnl += r.realized_pnl
+        if total.unrealized_pnl is not None:
+            total.unrealized_pnl = None if r.unrealized_pnl is None else total.unrealized_pnl + r.unrealized_pnl
+    return [totals[code] for code in sorted(totals)]

@@ -1,5 +1,5 @@
-"""Trader pages: order ticket, blotter, order detail (amend, cancel, override request)
-and positions.
+"""Trader pages: blotter, order detail (amend, cancel, override request), positions,
+and the ticket's symbol search (the ticket itself: ``views_ticket``).
 
 Thin, like the API views: shape the form input, call one service or selector, render.
 The services raise the same domain errors as for the API, and a page answers with the
@@ -21,7 +21,7 @@ from django.utils.cache import get_conditional_response
 from django.views.decorators.http import require_GET, require_POST
 
 from compliance import engine as compliance_engine
-from oms_site.errors import ApplicationError, InvalidInput, InvalidStateTransition, NotFound, NotPermitted
+from oms_site.errors import ApplicationError, InvalidInput, InvalidStateTransition, NotFound
 from routing import selectors as routing_selectors
 from routing.fix import codec
 
@@ -30,19 +30,17 @@ from .forms import (
     BlotterFilterForm,
     ChildOrderForm,
     OrderAmendForm,
-    OrderTicketForm,
     OverrideRequestForm,
     errors_to_form,
-    new_client_order_id,
 )
-from .models import Order, OrderStatus, Origin
+from .models import Order, OrderStatus
 from .templatetags.oms import price
 
 BLOTTER_PAGE_SIZE = 50
 PRICED_TYPES = ("LIMIT", "STOP_LIMIT")
 
 
-def _live(request, template: str, context_of, *version) -> HttpResponse:
+def live_fragment(request, template: str, context_of, *version) -> HttpResponse:
     """A live fragment, polled every second or so: 304 Not Modified when its version
     (plus who asks and for what) is the one the page already has, so an idle page
     costs one small query instead of a render."""
@@ -70,25 +68,68 @@ def home(request):
 
 
 # -------------------------------------------------------------------------- blotter
+# The blotter's columns that sort, in the order shown: (sort key, header, title).
+BLOTTER_SORT_COLUMNS = {
+    "created": "Entered (UTC, to the millisecond)",
+    "account": "",
+    "symbol": "",
+    "side": "",
+    "quantity": "",
+    "price": "Limit price",
+    "notional": "Quantity × limit price; with no limit (market, stop): × the average fill price, "
+    "or the reference price before any fill",
+    "status": "",
+    "filled": "Filled quantity",
+    "trader": "Who works the order: its owner for a desk order, else who entered it",
+}
+
+
 def _blotter_orders(request):
     filter_form = BlotterFilterForm(
         request.GET or None, accounts=selectors.accounts_visible_to(user=request.user), label_suffix=""
     )
     filters = filter_form.filters() if request.GET else {}
-    return filter_form, selectors.order_list(user=request.user, filters=filters)
+    sort = selectors.order_sort_key(request.GET.get("sort"))
+    orders = selectors.order_list(user=request.user, filters=filters, sort=sort).select_related("created_by")
+    return filter_form, orders, sort
+
+
+def _blotter_sorts(request, sort: str) -> dict[str, dict[str, str]]:
+    """Each sortable column's link (this order reversed, or this column ascending —
+    newest first for the time — with the filters kept, from the first page) and its
+    arrow when the blotter is sorted by it."""
+    columns = {}
+    for key, title in BLOTTER_SORT_COLUMNS.items():
+        query = request.GET.copy()
+        query.pop("page", None)
+        if sort.removeprefix("-") == key:
+            query["sort"] = key if sort.startswith("-") else f"-{key}"
+            arrow, state = ("▼", "descending") if sort.startswith("-") else ("▲", "ascending")
+        else:
+            query["sort"] = f"-{key}" if key == "created" else key
+            arrow, state = "", "none"
+        columns[key] = {"href": f"?{query.urlencode()}", "arrow": arrow, "aria": state, "title": title}
+    return columns
 
 
 def _blotter_context(request) -> dict[str, Any]:
-    filter_form, orders = _blotter_orders(request)
+    filter_form, orders, sort = _blotter_orders(request)
     page = Paginator(orders, BLOTTER_PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = list(page.object_list)
     query = request.GET.copy()
     query.pop("page", None)
     return {
         "filter_form": filter_form,
         "page": page,
-        "orders": selectors.orders_nested(page.object_list),
+        # Children under their parent in the default order; in the order asked for otherwise.
+        "orders": selectors.orders_nested(rows) if sort == selectors.ORDER_SORT_DEFAULT else rows,
+        "cancellable": selectors.orders_cancellable(user=request.user, orders=rows),
+        "totals": selectors.blotter_totals(orders=orders),
+        "sort": sort,
+        "sorts": _blotter_sorts(request, sort),
         "query": query.urlencode(),
         "live_query": request.GET.urlencode(),
+        "here": request.GET.urlencode(),
     }
 
 
@@ -101,63 +142,12 @@ def blotter(request):
 @login_required
 @require_GET
 def blotter_live(request):
-    version = selectors.orders_version(orders=_blotter_orders(request)[1])
-    return _live(request, "orders/_blotter_rows.html", lambda: _blotter_context(request), *version)
+    version = selectors.blotter_version(orders=_blotter_orders(request)[1])
+    return live_fragment(request, "orders/_blotter_live.html", lambda: _blotter_context(request), *version)
 
 
 # --------------------------------------------------------------------------- ticket
-def _ticket_form(request, data=None) -> OrderTicketForm:
-    accounts = list(selectors.accounts_tradable_by(user=request.user))
-    initial = {"client_order_id": new_client_order_id()}
-    for field in ("account", "symbol", "side"):
-        if request.GET.get(field):
-            initial[field] = request.GET[field]
-    form = OrderTicketForm(
-        data, accounts=accounts, venues=routing_selectors.venues_enabled(), initial=initial, label_suffix=""
-    )
-    return form
-
-
-@login_required
-def order_new(request):
-    form = _ticket_form(request, request.POST if request.method == "POST" else None)
-    if not form.fields["account"].choices:
-        return render(request, "orders/ticket.html", {"form": None}, status=403)
-    if request.method != "POST":
-        return render(request, "orders/ticket.html", {"form": form})
-    if form.is_valid():
-        try:
-            order, created = services.order_submit(user=request.user, origin=Origin.WEB, **form.submission())
-        except InvalidInput as exc:
-            errors_to_form(form, form.allocation_errors_take(exc.details))
-        except NotPermitted as exc:
-            form.add_error(None, exc.message)
-            return render(request, "orders/ticket.html", {"form": form}, status=403)
-        else:
-            if not created:
-                messages.info(request, f"This ticket was already submitted: order #{order.pk}.")
-                return redirect("orders:detail", order_id=order.pk)
-            if order.block_order:
-                # A block's page shows its funds, and later how its fills are allocated.
-                waiting = order.desk_order and order.owner_id is None and order.status == OrderStatus.NEW
-                messages.success(
-                    request,
-                    f"Block order #{order.pk} submitted for {len(order.allocation_targets)} funds: {order.side} "
-                    f"{order.quantity:,} {order.security.symbol} "
-                    f"({'waiting for a trader' if waiting else order.get_status_display().lower()}).",
-                )
-                return redirect("orders:detail", order_id=order.pk)
-            if order.status in (OrderStatus.HELD, OrderStatus.REJECTED):
-                return redirect("orders:detail", order_id=order.pk)
-            messages.success(
-                request,
-                f"Order #{order.pk} submitted: {order.side} {order.quantity:,} {order.security.symbol} "
-                f"({order.get_status_display().lower()}).",
-            )
-            return redirect("orders:blotter")
-    return render(request, "orders/ticket.html", {"form": form}, status=400)
-
-
+# The ticket itself is views_ticket.order_new; its symbol search is here.
 @login_required
 @require_GET
 def security_search(request):
@@ -373,7 +363,7 @@ def order_live(request, order_id: int):
     version = selectors.order_version(order=order)
     if order.block_order:
         version += selectors.order_allocations_version(order=order)
-    return _live(request, "orders/_detail_live.html", lambda: _detail_context(request, order), *version)
+    return live_fragment(request, "orders/_detail_live.html", lambda: _detail_context(request, order), *version)
 
 
 def _refused(request, order_id: int, exc: ApplicationError, **forms_with_errors) -> HttpResponse:
@@ -402,15 +392,23 @@ def order_cancel(request, order_id: int):
     return redirect("orders:detail", order_id=order.pk)
 
 
-def _form_action(request, order_id: int, form, *, form_name: str, invalid: str, perform, done: str) -> HttpResponse:
+def _form_action(
+    request, order_id: int, form, *, form_name: str, invalid: str, perform, done: str, refusal_redirects: bool = False
+) -> HttpResponse:
     """A form posted from the order page: shape it, call the service, and either go
-    back to the page with ``done`` or show the page again with what was wrong."""
+    back to the page with ``done`` or show the page again with what was wrong. With
+    ``refusal_redirects``, a refusal in the order's state (409) goes back to the order
+    page too (post/redirect/get), its reason said once; field errors stay beside the
+    fields."""
     if not form.is_valid():
         _order_for(request, order_id)  # 404 before saying anything about the input
         return _refused(request, order_id, InvalidInput(invalid), **{form_name: form})
     try:
         perform(form.cleaned_data)
     except ApplicationError as exc:
+        if refusal_redirects and isinstance(exc, InvalidStateTransition):
+            messages.error(request, exc.message)
+            return redirect("orders:detail", order_id=order_id)
         if isinstance(exc, InvalidInput):
             errors_to_form(form, exc.details)
         return _refused(request, order_id, exc, **{form_name: form})
@@ -432,6 +430,7 @@ def order_amend(request, order_id: int):
             user=request.user, order_id=order_id, quantity=data["quantity"], limit_price=data["limit_price"]
         ),
         done=f"Amendment requested for order #{order_id}; the terms change when the venue confirms.",
+        refusal_redirects=True,
     )
 
 
@@ -460,7 +459,7 @@ def _positions_context(request) -> dict[str, Any]:
     return {
         "accounts": accounts,
         "account": account,
-        "rows": selectors.position_rows(user=request.user, account=account),
+        "groups": selectors.position_totals(selectors.position_rows(user=request.user, account=account)),
         "query": f"account={account}" if account else "",
     }
 

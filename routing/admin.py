@@ -82,9 +82,17 @@ class VenueAdmin(AuditedModelAdmin):
 
 @admin.register(OutboundMessage)
 class OutboundMessageAdmin(ReadOnlyAdmin):
-    list_display = ["id", "venue", "msg_type", "cl_ord_id", "order_id", "state", "msg_seq_num", "created_at", "sent_at"]
+    list_display = ["id", "venue", "msg_type", "cl_ord_id", "order", "state", "msg_seq_num", "created_at", "sent_at"]
     list_filter = ["state", "msg_type", "venue"]
+    list_select_related = ["venue"]
     search_fields = ["cl_ord_id"]
+
+    @admin.display(description="order", ordering="order_id")
+    def order(self, obj):
+        # routing keeps a plain order id (it does not depend on orders): the symbol is
+        # the message's own Symbol (55).
+        symbol = next((str(value) for tag, value in obj.fields or [] if str(tag) == "55"), "")
+        return f"#{obj.order_id} {symbol}".strip()
 
 
 class SessionReasonForm(forms.Form):
@@ -166,6 +174,7 @@ class VenueSessionAdmin(admin.ModelAdmin):
         "last_error",
     ]
     list_filter = ["status", "fatal", "stopped"]
+    list_select_related = ["venue"]
     actions = ["request_sequence_reset", "request_reconnect", "request_disconnect"]
     fields = [
         "venue",
@@ -296,6 +305,7 @@ class VenueSessionAdmin(admin.ModelAdmin):
 class FixMessageLogAdmin(ReadOnlyAdmin):
     list_display = ["id", "venue", "direction", "epoch", "msg_seq_num", "msg_type", "poss_dup", "created_at"]
     list_filter = ["direction", "msg_type", "venue"]
+    list_select_related = ["venue"]
     search_fields = ["raw"]
 
 
@@ -303,6 +313,7 @@ class FixMessageLogAdmin(ReadOnlyAdmin):
 class InboundMessageAdmin(ReadOnlyAdmin):
     list_display = ["id", "venue", "epoch", "msg_seq_num", "msg_type", "received_at", "applied_at", "outcome", "error"]
     list_filter = ["msg_type", "outcome", "venue"]
+    list_select_related = ["venue"]
     search_fields = ["raw"]
     actions = ["retry_apply"]
 

@@ -26,6 +26,19 @@ def price(value) -> str:
 
 
 @register.filter
+def money(value) -> str:
+    """An amount to the cent with thousands separators: -1234.5 -> -1,234.50; None ->
+    an empty cell."""
+    if value in (None, ""):
+        return ""
+    try:
+        number = Decimal(str(value)).quantize(Decimal("0.01"))
+    except InvalidOperation:
+        return str(value)
+    return f"{number:,f}"
+
+
+@register.filter
 def qty(value) -> str:
     if value in (None, ""):
         return ""

@@ -10,6 +10,7 @@ import pytest
 from django.test import Client
 
 from tests.compliance.conftest import distinct_quantity, firm_defaults, place  # noqa: F401 (fixtures)
+from tests.helpers import portfolio_manager
 
 _ticket_ids = itertools.count(1)
 
@@ -57,3 +58,9 @@ def field_errors(response, field: str) -> list[str]:
     block = re.search(rf'data-field="{field}".*?</div>', html, re.S)
     assert block, f"no field {field} on the page"
     return re.findall(r'<span class="error" role="alert">([^<]+)</span>', block.group(0))
+
+
+@pytest.fixture
+def pm(account, acc2, other_account, aapl, venue):
+    """pm1, a portfolio manager who enters orders for ACC-1..3."""
+    return portfolio_manager("pm1", account, acc2, other_account)

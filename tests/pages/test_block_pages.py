@@ -18,25 +18,10 @@ from audit.services import audit_event_record
 from orders.models import Allocation, AllocationLine, Order
 from orders.services import order_submit
 from routing.models import OutboundMessage
-from tests.factories import AccountFactory
-from tests.orders.test_pm_workflow import _pm
 
 from .conftest import signed_in, text_of, ticket
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def acc2(trader):
-    account = AccountFactory(code="ACC-2", name="US Growth Fund")
-    account.traders.add(trader)
-    return account
-
-
-@pytest.fixture
-def pm(account, acc2, other_account, aapl, venue):
-    """pm1, who enters orders for ACC-1..3."""
-    return _pm("pm1", account, acc2, other_account)
 
 
 def grid(*rows, mode: str = "percent", indexes=None) -> dict[str, str]:

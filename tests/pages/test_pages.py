@@ -19,7 +19,6 @@ from audit.services import audit_event_record
 from compliance.models import OverrideRequest
 from compliance.services import restricted_entry_add, watch_entry_add
 from orders.models import Order, OrderStatus
-from orders.selectors import average_cost
 from routing.models import OutboundMessage
 from tests.compliance.conftest import ack, counts, fill, mark_sent, rule_set
 from tests.factories import SecurityFactory
@@ -442,8 +441,9 @@ def test_invalid_amend_is_a_400_beside_the_field_and_changes_nothing(web, place,
 def test_amend_refused_by_compliance_says_why(web, place):
     order = ack(place())
     response = web.post(f"/orders/{order.pk}/amend/", {"quantity": str(order.quantity), "limit_price": "250.00"})
-    assert response.status_code == 409
-    assert "Amendment refused by compliance" in text_of(response)
+    # Back on the order page (post/redirect/get) with the reason (issue 15).
+    assert response.status_code == 302 and response["Location"] == f"/orders/{order.pk}/"
+    assert "Amendment refused by compliance" in text_of(web.get(response["Location"]))
     order.refresh_from_db()
     assert order.status == OrderStatus.OPEN and order.limit_price == Decimal("175.50")
 
@@ -543,22 +543,6 @@ def test_odd_urls_are_404_not_errors(web):
 
 
 # ---------------------------------------------------------------------- positions
-@pytest.mark.parametrize(
-    "trades, expected",
-    [
-        ([], (0, None)),
-        ([(100, "10"), (100, "20")], (200, "15")),
-        ([(100, "10"), (-50, "30"), (50, "20")], (100, "15")),  # a sale keeps the average
-        ([(100, "10"), (-100, "12"), (100, "20")], (100, "20")),  # flat starts again
-        ([(100, "10"), (-150, "12")], (-50, "12")),  # crossing zero: the new side at its price
-        ([(-300, "50"), (100, "40"), (-100, "53")], (-300, "51")),
-    ],
-)
-def test_average_cost_is_the_weighted_average_cost_method(trades, expected):
-    position, cost = average_cost([(q, Decimal(p)) for q, p in trades])
-    assert (position, cost) == (expected[0], Decimal(expected[1]) if expected[1] else None)
-
-
 def test_positions_show_quantity_average_cost_and_working_quantities(web, place, trader):
     rule_set("wash_trade", enabled=False)  # buying and selling one name is the point here
     bought = ack(place(quantity=300))
@@ -572,6 +556,11 @@ def test_positions_show_quantity_average_cost_and_working_quantities(web, place,
     row = re.search(r'data-position="ACC-1/AAPL".*?</tr>', page, re.S).group(0)
     assert '<td class="num" data-field="quantity">280</td>' in row
     assert '<td class="num" data-field="average_cost">172.00</td>' in row
+    # Sold 20 at 176.00 against an average of 172.00: 80.00 realized; 280 open at the
+    # reference price less their cost, unrealized.
+    assert '<td class="num" data-field="realized_pnl">80.00</td>' in row
+    assert 'data-field="unrealized_pnl">' in row
+    assert re.search(r'data-total="ACC-1".*?data-field="realized_pnl">80.00<', page, re.S)
     assert '<td class="num" data-field="working_buy">150</td>' in row
     assert '<td class="num" data-field="working_sell">100</td>' in row
     assert text_of(web.get("/positions/live/")).count('data-position="ACC-1/AAPL"') == 1
