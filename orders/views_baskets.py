@@ -219,7 +219,9 @@ def basket_detail(request, basket_id: int):
 def basket_live(request, basket_id: int):
     basket = _basket_for(request, basket_id)
     version = selectors.orders_version(orders=_basket_orders(request, basket))
-    return live_fragment(request, "orders/_basket_live.html", lambda: _basket_context(request, basket), basket.pk, *version)
+    return live_fragment(
+        request, "orders/_basket_live.html", lambda: _basket_context(request, basket), basket.pk, *version
+    )
 
 
 @login_required
