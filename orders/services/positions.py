@@ -60,6 +60,28 @@ def position_delta_add(deltas: dict, *, account_id: int, security_id: int, side:
         delta.trades.append((signed, price))
 
 
+def position_delta_checkpoint(deltas: dict, key: tuple[int, int]) -> tuple:
+    """What ``position_delta_restore`` needs to take back what one report adds to the
+    position ``key`` (a report touches its own order's position only): its totals and
+    how many trades it had, in constant time whatever the batch's size."""
+    delta = deltas.get(key)
+    if delta is None:
+        return key, None
+    totals = (delta.bought_quantity, delta.bought_notional, delta.sold_quantity, delta.sold_notional, delta.quantity)
+    return key, (totals, len(delta.trades), delta.reversed)
+
+
+def position_delta_restore(deltas: dict, checkpoint: tuple) -> None:
+    key, state = checkpoint
+    if state is None:
+        deltas.pop(key, None)
+        return
+    delta = deltas[key]
+    totals, trades, delta.reversed = state
+    delta.bought_quantity, delta.bought_notional, delta.sold_quantity, delta.sold_notional, delta.quantity = totals
+    del delta.trades[trades:]
+
+
 def positions_add(deltas: dict[tuple[int, int], PositionDelta], *, now) -> None:
     """Add ``deltas`` to the positions, each row created on its first change, locked
     and read in one statement (the caller holds the accounts' locks: the lock order

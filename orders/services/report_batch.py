@@ -11,7 +11,6 @@ rules is undone in memory (checkpoint and restore), never by a savepoint."""
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import logging
 from dataclasses import dataclass
@@ -29,7 +28,13 @@ from ..locks import accounts_lock
 from ..models import STICKY_STATUSES, Execution, Order, OrderFlag, OrderRequest, OrderStatus
 from ._common import PRICE_QUANT, order_event, order_snapshot
 from .allocations import allocations_propose
-from .positions import NOTIONAL_CONTEXT, position_delta_add, positions_add
+from .positions import (
+    NOTIONAL_CONTEXT,
+    position_delta_add,
+    position_delta_checkpoint,
+    position_delta_restore,
+    positions_add,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -206,7 +211,7 @@ class BatchState:
             [(r, r.__dict__.copy()) for r in self.requests[order.pk]],
             [(e, e.__dict__.copy()) for e in self.in_effect[order.pk]],
             list(self.in_effect[order.pk]),
-            copy.deepcopy(self.position_deltas),
+            position_delta_checkpoint(self.position_deltas, (order.account_id, order.security_id)),
             dict(self.changed_executions),
             dict(self.changed_requests),
         )
@@ -219,7 +224,7 @@ class BatchState:
         for execution, state in executions:
             execution.__dict__.update(state)
         self.in_effect[order.pk] = in_effect
-        self.position_deltas = deltas
+        position_delta_restore(self.position_deltas, deltas)
         self.changed_executions = changed_executions
         self.changed_requests = changed_requests
 

@@ -11,7 +11,12 @@ from hypothesis import strategies as st
 
 from orders.models import Position
 from orders.pnl import FLAT, PositionCost, trade_apply, trades_apply
-from orders.services.positions import position_trades
+from orders.services.positions import (
+    position_delta_add,
+    position_delta_checkpoint,
+    position_delta_restore,
+    position_trades,
+)
 from tests.conftest import apply
 
 pytestmark_db = pytest.mark.django_db
@@ -115,3 +120,21 @@ def test_a_bust_works_the_cost_out_again_from_the_trades_in_effect(submit, accou
     # As if the 12.00 fill never was: 100 at 10, 50 sold at 13: 150 realized, 50 open at 10.
     assert (position.quantity, position.average_cost, position.realized_pnl) == (50, Decimal("10"), Decimal("150"))
     assert position_trades(account_id=account.pk, security_id=aapl.pk) == _trades((100, "10.00"), (-50, "13.00"))
+
+
+def test_a_position_delta_is_restored_to_its_checkpoint():
+
+    deltas: dict = {}
+    key = (1, 2)
+    empty = position_delta_checkpoint(deltas, key)
+    position_delta_add(deltas, account_id=1, security_id=2, side="BUY", qty=100, price=Decimal("10"))
+    before = (deltas[key].bought_quantity, deltas[key].bought_notional, deltas[key].quantity, list(deltas[key].trades))
+    checkpoint = position_delta_checkpoint(deltas, key)
+    position_delta_add(deltas, account_id=1, security_id=2, side="SELL", qty=40, price=Decimal("12"))
+    position_delta_add(deltas, account_id=1, security_id=2, side="BUY", qty=-100, price=Decimal("10"))  # a bust
+    assert deltas[key].reversed and deltas[key].sold_quantity == 40
+    position_delta_restore(deltas, checkpoint)
+    after = (deltas[key].bought_quantity, deltas[key].bought_notional, deltas[key].quantity, list(deltas[key].trades))
+    assert after == before and not deltas[key].reversed and deltas[key].sold_quantity == 0
+    position_delta_restore(deltas, empty)
+    assert deltas == {}

@@ -248,7 +248,14 @@ def _state(venue: Venue, account, orders: list[Order], *, audit_floor: int) -> d
     ]
     state["positions"] = sorted(
         Position.objects.filter(account=account).values_list(
-            "security__symbol", "quantity", "bought_quantity", "bought_notional", "sold_quantity", "sold_notional"
+            "security__symbol",
+            "quantity",
+            "bought_quantity",
+            "bought_notional",
+            "sold_quantity",
+            "sold_notional",
+            "cost_basis",
+            "realized_pnl",
         )
     )
     state["flags"] = [
