@@ -25,6 +25,24 @@ def portfolio_manager(username: str, *accounts):
     return user
 
 
+SIXTY_FORTY = [{"account": "ACC-1", "percent": "60"}, {"account": "ACC-2", "percent": "40"}]
+
+
+def block_body(**overrides) -> dict:
+    """A block order request: BUY 1000 AAPL LIMIT 175.50 for ACC-1 60% / ACC-2 40%."""
+    body = {
+        "client_order_id": "BLK-1",
+        "symbol": "AAPL",
+        "side": "BUY",
+        "quantity": 1000,
+        "order_type": "LIMIT",
+        "limit_price": "175.50",
+        "allocations": SIXTY_FORTY,
+    }
+    body.update(overrides)
+    return body
+
+
 def order_line(n: int, **overrides) -> dict:
     """Order line ``n``: BUY 100 AAPL LIMIT 175.50 on ACC-1, client order id L-n."""
     body = {

@@ -18,32 +18,17 @@ from routing.fix import codec
 from routing.models import OutboundMessage
 from tests.compliance.conftest import rule_set
 from tests.conftest import apply
-from tests.helpers import client_for
+from tests.helpers import SIXTY_FORTY, block_body, client_for
 from tests.helpers import portfolio_manager as _pm
 
 pytestmark = pytest.mark.django_db
 
 ORDERS = "/api/v1/orders/"
-SIXTY_FORTY = [{"account": "ACC-1", "percent": "60"}, {"account": "ACC-2", "percent": "40"}]
 
 
 @pytest.fixture
 def funds(account, acc2):
     return account, acc2
-
-
-def _block_body(**overrides) -> dict:
-    body = {
-        "client_order_id": "BLK-1",
-        "symbol": "AAPL",
-        "side": "BUY",
-        "quantity": 1000,
-        "order_type": "LIMIT",
-        "limit_price": "175.50",
-        "allocations": SIXTY_FORTY,
-    }
-    body.update(overrides)
-    return body
 
 
 def _block(trader, quantity: int = 1000, allocations=None, **overrides) -> Order:
@@ -78,7 +63,7 @@ def _positions(security) -> dict[str, int]:
 
 # --------------------------------------------------------------------- entering
 def test_a_traders_block_is_routed_as_one_order_for_its_funds(api, funds, aapl, venue):
-    response = api.post(ORDERS, _block_body(), format="json")
+    response = api.post(ORDERS, block_body(), format="json")
     assert response.status_code == 201, response.json()
     body = response.json()
     assert (body["status"], body["account"], body["block_order"]) == ("pending_new", None, True)
@@ -100,14 +85,14 @@ def test_a_traders_block_is_routed_as_one_order_for_its_funds(api, funds, aapl, 
     ],
 )  # fmt: skip
 def test_invalid_blocks_are_400_with_the_field_and_store_nothing(api, funds, aapl, venue, overrides, field):
-    response = api.post(ORDERS, _block_body(**overrides), format="json")
+    response = api.post(ORDERS, block_body(**overrides), format="json")
     assert response.status_code == 400, response.json()
     assert field in response.json()["details"], response.json()
     assert not Order.objects.exists()
 
 
 def test_no_account_and_no_allocations_is_400_on_the_account(api, funds, aapl, venue):
-    body = _block_body()
+    body = block_body()
     del body["allocations"]
     response = api.post(ORDERS, body, format="json")
     assert response.status_code == 400
@@ -116,7 +101,7 @@ def test_no_account_and_no_allocations_is_400_on_the_account(api, funds, aapl, v
 
 def test_a_fund_the_user_may_not_trade_is_400(api, account, other_account, aapl, venue):
     allocations = [{"account": "ACC-1", "percent": "50"}, {"account": other_account.code, "percent": "50"}]
-    response = api.post(ORDERS, _block_body(allocations=allocations), format="json")
+    response = api.post(ORDERS, block_body(allocations=allocations), format="json")
     assert response.status_code == 400
     assert "allocations[1].account" in response.json()["details"]
 

@@ -16,7 +16,7 @@ from routing.fix import codec
 from routing.models import InboundMessage, OutboundMessage, Venue
 from routing.simulator import SimulatorServer
 from tests.factories import AccountFactory
-from tests.helpers import client_for
+from tests.helpers import block_body, client_for
 from tests.helpers import portfolio_manager as _pm
 
 from .conftest import wait_for
@@ -49,19 +49,7 @@ def test_block_for_two_funds_worked_filled_allocated_and_instructed(
     pm_api, trader_api, mo_api = client_for(pm), client_for(trader), client_for(middle_office)
 
     # The PM's block: 201, new, not sent.
-    response = pm_api.post(
-        ORDERS,
-        {
-            "client_order_id": "BLK-1",
-            "symbol": "AAPL",
-            "side": "BUY",
-            "quantity": 1000,
-            "order_type": "LIMIT",
-            "limit_price": "175.50",
-            "allocations": [{"account": "ACC-1", "percent": "60"}, {"account": "ACC-2", "percent": "40"}],
-        },
-        format="json",
-    )
+    response = pm_api.post(ORDERS, block_body(), format="json")
     assert response.status_code == 201, response.json()
     block = response.json()
     assert (block["status"], block["account"], block["block_order"]) == ("new", None, True)
