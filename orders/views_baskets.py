@@ -43,36 +43,42 @@ def _errors_listed(errors: dict[str, Any]) -> list[tuple[str, str]]:
     return listed
 
 
-def _lines_checked(user, parsed: ParsedBasket) -> list[dict[str, Any]]:
-    """Each line's what-if, alone (at submission each line's compliance also sees the
-    lines before it): its verdict and reasons, or its field errors."""
+def _lines_checked(user, parsed: ParsedBasket, basket_id: str) -> list[dict[str, Any]]:
+    """Each readable line's what-if (``basket_check``): its verdict and reasons, or its
+    field errors, with the client order id it will be submitted with."""
+    readable = [line for line in parsed.lines if line.valid]
+    answers = services.basket_check(user=user, orders=_order_lines(readable, parsed, basket_id))
+    answer_of = {id(line): answer for line, answer in zip(readable, answers, strict=True)}
     rows = []
     for line in parsed.lines:
         row: dict[str, Any] = {"line": line, "outcome": "invalid", "reasons": [], "errors": []}
-        if line.valid:
-            try:
-                evaluation = services.order_check(user=user, **line.order)
-            except InvalidInput as exc:
-                line.errors = dict(exc.details or {"non_field_errors": [exc.message]})
-            except ApplicationError as exc:
-                line.errors = {"non_field_errors": [exc.message]}
-            else:
-                row["outcome"] = evaluation.outcome
-                row["reasons"] = [
-                    f"{result.rule.replace('_', ' ')}: {result.reason}"
-                    for result in evaluation.visible_results
-                    if result.outcome != "pass" and not result.overridden
-                ]
+        answer = answer_of.get(id(line))
+        if isinstance(answer, dict):
+            line.errors = dict(answer)
+        elif answer is not None:
+            row["outcome"] = answer.outcome
+            row["reasons"] = [
+                f"{result.rule.replace('_', ' ')}: {result.reason}"
+                for result in answer.visible_results
+                if result.outcome != "pass" and not result.overridden
+            ]
         row["errors"] = _errors_listed(line.errors)
         rows.append(row)
     return rows
+
+
+def _order_lines(lines, parsed: ParsedBasket, basket_id: str) -> list[dict[str, Any]]:
+    """The basket service's order lines: each with the client order id its number in
+    the basket gives it."""
+    number = {id(line): n for n, line in enumerate(parsed.lines, 1)}
+    return [{"client_order_id": f"{basket_id}-{number[id(line)]}", **line.order} for line in lines]
 
 
 def _check_page(request, form: BasketUploadForm, parsed: ParsedBasket, *, notice: str = "", status=None):
     """The form again with the text it checked, every line's answer beside it, and
     "Submit basket" when every line is valid."""
     text = form.cleaned_data["csv_text"]
-    rows = _lines_checked(request.user, parsed)
+    rows = _lines_checked(request.user, parsed, form.cleaned_data["client_basket_id"])
     valid = parsed.valid  # after the what-if, which finds field errors too
     outcomes = Counter(row["outcome"] for row in rows)
     context = {
@@ -89,7 +95,7 @@ def _check_page(request, form: BasketUploadForm, parsed: ParsedBasket, *, notice
 
 def _basket_submit(request, form: BasketUploadForm, parsed: ParsedBasket):
     basket_id = form.cleaned_data["client_basket_id"]
-    orders = [{"client_order_id": f"{basket_id}-{number}", **line.order} for number, line in enumerate(parsed.lines, 1)]
+    orders = _order_lines(parsed.lines, parsed, basket_id)
     try:
         basket, created = services.basket_submit(
             user=request.user,

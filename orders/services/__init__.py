@@ -2,7 +2,8 @@
 re-exported here, so callers write ``from orders.services import order_submit``.
 
 - ``submit``: order_submit, order_check (the what-if), routing a passed order
-- ``baskets``: basket_submit (many orders in one transaction), basket_cancel
+- ``baskets``: basket_submit (many orders in one transaction), basket_check (its
+  lines' what-if), basket_cancel
 - ``cancel``: order_cancel
 - ``blocks``: order_evaluate (compliance for any order; a block fund by fund)
 - ``allocations``: a block's allocations proposed, changed, confirmed (positions
@@ -33,7 +34,7 @@ from .allocations import (
     block_unallocated_quantity,
 )
 from .amend import order_amend
-from .baskets import BASKET_MAX_LINES, BasketCancelResult, basket_cancel, basket_submit
+from .baskets import BASKET_MAX_LINES, BasketCancelResult, basket_cancel, basket_check, basket_submit
 from .cancel import order_cancel
 from .desk import order_accept, order_child_place
 from .execution_reports import EXEC_TYPE_ACTIONS, ApplyResult, execution_report_apply
@@ -62,6 +63,7 @@ __all__ = [
     "SecurityLoadReport",
     "account_save",
     "basket_cancel",
+    "basket_check",
     "basket_submit",
     "end_of_day",
     "orders_waiting_expire",

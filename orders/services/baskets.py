@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 
 from audit.services import actor_name, audit_event_build, audit_event_record
 from compliance import engine as compliance_engine
+from compliance.engine import Evaluation
 from oms_site.db import rows_insert
 from oms_site.errors import InvalidInput, NotPermitted
 from routing import selectors as routing_selectors
@@ -24,6 +25,7 @@ from routing import selectors as routing_selectors
 from ..locks import accounts_lock
 from ..models import CANCELLABLE_STATUSES, Basket, Order, OrderStatus, Origin
 from ..selectors import accounts_tradable_by, basket_get_for_user, user_is_portfolio_manager
+from .blocks import order_evaluate
 from .cancel import orders_cancel_each
 from .submit import (
     SubmitWrites,
@@ -122,6 +124,22 @@ def basket_submit(
             raise
         raise InvalidInput("Invalid basket.", details={"orders": taken}) from None
     return basket, True
+
+
+def basket_check(*, user, orders: list[Mapping[str, Any]]) -> list[dict[str, list[str]] | Evaluation]:
+    """What-if for a basket's order lines, writing nothing: for each line, its field
+    errors as ``basket_submit`` would report them (the references every line names
+    read once, client order ids repeated in the basket or already taken), or, for a
+    valid line, the compliance verdict it would get on its own (at submission each
+    line's compliance also sees the lines before it)."""
+    lines, errors = _lines_check(user=user, orders=list(orders))
+    return [
+        errors[str(index)]
+        if str(index) in errors
+        else order_evaluate(order=order_build(clean, user=user, origin=Origin.WEB), stage="check", user=user,
+                            dry_run=True)
+        for index, clean in enumerate(lines)
+    ]  # fmt: skip
 
 
 def _basket_of(*, user, client_basket_id: str) -> Basket | None:

@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import expect
 
 from .conftest import RESTING_SYMBOL, login, snap
-from .test_trader_pages import enter_order, newest_row
+from .test_trader_pages import enter_order, newest_row, open_resting_order
 
 pytestmark = pytest.mark.browser
 
@@ -98,10 +98,7 @@ def test_the_fills_blotter_filtered_by_symbol_shows_only_that_symbols_fills(oms,
 def test_the_heading_follows_an_amendment_and_a_refused_one_says_why_once(oms, new_page):
     page = new_page()
     login(page, "trader1")
-    enter_order(page, symbol=RESTING_SYMBOL, quantity=300, limit_price="183.50")
-    order_id = int(newest_row(page).get_attribute("data-order-id"))
-    newest_row(page).get_by_role("link", name=f"#{order_id}").click()
-    expect(page.locator("#order-status")).to_have_attribute("data-status", "open", timeout=10_000)
+    order_id = open_resting_order(page)
     expect(page.locator("#order-heading")).to_have_text(f"Buy 300 {RESTING_SYMBOL} @ 183.50")
 
     page.once("dialog", lambda dialog: dialog.accept())

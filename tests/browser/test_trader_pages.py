@@ -57,6 +57,16 @@ def newest_row(page):
     return page.locator("#blotter-rows tr[data-order-id]").first
 
 
+def open_resting_order(page, *, quantity: int = 300, limit_price: str = "183.50") -> int:
+    """Enter a BUY of the symbol the simulator leaves resting, open its page and wait
+    until the venue has acknowledged it (open); its id."""
+    enter_order(page, symbol=RESTING_SYMBOL, quantity=quantity, limit_price=limit_price)
+    order_id = int(newest_row(page).get_attribute("data-order-id"))
+    newest_row(page).get_by_role("link", name=f"#{order_id}").click()
+    expect(page.locator("#order-status")).to_have_attribute("data-status", "open", timeout=10_000)
+    return order_id
+
+
 def order_id_from_url(page) -> int:
     match = re.search(r"/orders/(\d+)/", page.url)
     assert match, page.url
@@ -120,10 +130,7 @@ def test_trader_submits_an_order_and_the_blotter_follows_it_to_filled_without_a_
 def test_trader_amends_then_cancels_a_working_order_with_confirmation(oms, new_page):
     page = new_page()
     login(page, "trader1")
-    enter_order(page, symbol=RESTING_SYMBOL, quantity=300, limit_price="183.50")
-    order_id = int(newest_row(page).get_attribute("data-order-id"))
-    newest_row(page).get_by_role("link", name=f"#{order_id}").click()
-    expect(page.locator("#order-status")).to_have_attribute("data-status", "open", timeout=10_000)
+    order_id = open_resting_order(page)
     page.evaluate(f"{MARKER} = true")
 
     # Declining the confirmation sends nothing.

@@ -15,7 +15,7 @@ from audit.models import AuditEvent
 from compliance.models import ComplianceResult, RuleSetting
 from oms_site.errors import InvalidInput
 from orders.models import Basket, Order, OrderRequest
-from orders.services import BASKET_MAX_LINES, basket_submit, order_submit
+from orders.services import BASKET_MAX_LINES, basket_check, basket_submit, order_submit
 from routing.models import OutboundMessage
 from tests.compliance.conftest import rule_set
 from tests.factories import AccountFactory
@@ -478,3 +478,20 @@ def test_statements_per_line_stay_bounded(trader, ready):
     # 20, one (once per user) for whether the submitter is a portfolio manager, and
     # one (once per basket) for the working block orders whose funds' shares count.
     assert small - 10 * per_line <= 22, (small, large)
+
+
+def test_basket_check_answers_each_line_as_the_submission_would_and_writes_nothing(trader, ready):
+    rule_set("max_order_quantity", threshold=Decimal(500))
+    order_submit(user=trader, **line(9))  # L-9 is taken by an order of ACC-1
+    events = AuditEvent.objects.count()
+    answers = basket_check(
+        user=trader,
+        orders=[line(1), line(2, quantity=900), line(1), line(3, symbol="NOPE"), line(9)],
+    )
+    assert answers[0].outcome == "pass"
+    assert answers[1].outcome == "block" and any(r.code == "max_order_quantity" for r in answers[1].results)
+    assert "client_order_id" in answers[2] and "symbol" in answers[3]
+    assert (Order.objects.count(), AuditEvent.objects.count()) == (1, events)
+    # A line already used is found once the rest of the basket is valid.
+    (taken,) = basket_check(user=trader, orders=[line(9)])
+    assert "Already used by order" in taken["client_order_id"][0]
