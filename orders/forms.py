@@ -12,7 +12,6 @@ from typing import Any
 from django import forms
 
 from .allocation import FIELD as ALLOCATIONS
-from .allocation import allocation_targets_validate
 from .models import OrderStatus, OrderType, Side, TimeInForce
 
 _WHOLE_NUMBER = re.compile(r"^\d{1,15}$")
@@ -161,14 +160,8 @@ class OrderTicketForm(forms.Form):
         lines = self.allocations()
         if lines is None and not cleaned.get("account") and "account" not in self.errors:
             self.add_error("account", "This field is required.")
-        if lines is not None and self.errors:
-            # The service checks the grid when the rest is valid; when it is not, check
-            # the grid too, so that every error shows in one round.
-            if cleaned.get("account"):
-                self.allocation_errors.append("Give an account, or allocations for a block order, not both.")
-            else:
-                _, errors = allocation_targets_validate(lines=lines, order_quantity=cleaned.get("quantity"))
-                self.allocation_errors_take(errors)
+        # The grid itself is the service's to check, in the same round as the form's
+        # errors (``service_errors_add``).
         return cleaned
 
     def clean_symbol(self) -> str:
@@ -214,17 +207,13 @@ class OrderTicketForm(forms.Form):
         """The service's errors about the valid fields beside the form's own, so that
         every error shows in one round: none on a field the form already flagged (the
         service saw it empty), none whose check reads a flagged field (a limit price
-        against an unreadable order type), and no message twice."""
+        against an unreadable order type)."""
         rest = {}
         for field, messages in self.allocation_errors_take(details).items():
             if field in self.errors or _CHECK_READS.get(field) in self.errors:
                 continue
             rest[field] = messages
         errors_to_form(self, rest)
-        self.allocation_errors[:] = list(dict.fromkeys(self.allocation_errors))
-        for row in self.allocation_rows:
-            row["account_errors"][:] = list(dict.fromkeys(row["account_errors"]))
-            row["value_errors"][:] = list(dict.fromkeys(row["value_errors"]))
 
 
 class OrderAmendForm(forms.Form):
