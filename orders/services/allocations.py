@@ -32,10 +32,9 @@ from routing.fix import codec
 from routing.models import Venue
 
 from ..allocation import allocation_compute
-from ..locks import accounts_lock, order_lock
 from ..models import STICKY_STATUSES, Account, Allocation, AllocationLine, Execution, Order, OrderFlag, OrderStatus
 from ..selectors import orders_visible_to
-from ._common import PRICE_QUANT
+from ._common import PRICE_QUANT, order_lock_with_account
 from .positions import NOTIONAL_CONTEXT, position_delta_add, positions_add
 
 S = OrderStatus
@@ -204,11 +203,7 @@ def _lock_for_middle_office(*, user, order_id: int, allocation_id: int | None) -
         if orders_visible_to(user=user).filter(pk=order_id).exists():
             raise NotPermitted("Only middle office may change, confirm or cancel an allocation.")
         raise NotFound("Order not found.")
-    targets = Order.objects.filter(pk=order_id).values_list("allocation_targets", flat=True).first()
-    if targets is None:
-        raise NotFound("Order not found.")
-    accounts_lock(codes=[line["account"] for line in targets])
-    order = order_lock(order_id=order_id)
+    order = order_lock_with_account(order_id=order_id)  # a block: every fund's account
     if not order.block_order:
         raise InvalidStateTransition("Only a block order is allocated.", code="not_block_order")
     allocations = order.allocations.select_for_update().select_related("venue")
@@ -445,17 +440,15 @@ def allocation_ack_apply(*, venue: Venue, tags: dict[int, str], received_at: dt.
     proposes afresh); the ack of a cancel is recorded on the trail. Returns the
     outcome and the block's id (None when no allocation of the venue has the AllocID)."""
     alloc_id, status = tags.get(70, ""), tags.get(87, "")
-    row = (
+    order_id = (
         Allocation.objects.filter(venue=venue)
         .filter(Q(alloc_id=alloc_id) | Q(cancel_alloc_id=alloc_id))
-        .values_list("order_id", "order__allocation_targets")
+        .values_list("order_id", flat=True)
         .first()
     )
-    if row is None:
+    if order_id is None:
         return ALLOCATION_ACK_UNMATCHED, None
-    order_id, targets = row
-    accounts_lock(codes=[line["account"] for line in targets])
-    order = order_lock(order_id=order_id)
+    order = order_lock_with_account(order_id=order_id)  # the funds' accounts, then the block
     allocation = (
         Allocation.objects.select_for_update()
         .select_related("venue")
