@@ -19,6 +19,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
 from audit.admin_base import ReadOnlyAdmin, application_error_text
@@ -38,8 +40,8 @@ FORM_PAGE = "admin/oms_form_page.html"
 
 
 def utc_text(moment: dt.datetime | None) -> str:
-    """A time as the desk reads it: 24-hour UTC to the second."""
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+    """A time as the admin shows every time (oms_site/formats: 24-hour UTC)."""
+    return date_format(timezone.localtime(moment), "DATETIME_FORMAT") if moment else "-"
 
 
 def lines_summary(allocation: Allocation) -> str:
@@ -149,7 +151,7 @@ class AllocationAdmin(ReadOnlyAdmin):
         "fund_lines",
         "confirmed_by",
         "ack_status",
-        "created_column",
+        "created_at",
     ]
     list_filter = ["status", "venue"]
     search_fields = ["alloc_id", "=order__id"]
@@ -165,14 +167,14 @@ class AllocationAdmin(ReadOnlyAdmin):
         "avg_price",
         "trade_date",
         "replaces_link",
-        "created",
-        "updated",
+        "created_at",
+        "updated_at",
         "confirmed_by",
-        "confirmed",
+        "confirmed_at",
         "cancel_alloc_id",
         "ack_status",
         "ack_text",
-        "acked",
+        "acked_at",
         "lines_table",
         "middle_office",
         "instructions",
@@ -191,14 +193,14 @@ class AllocationAdmin(ReadOnlyAdmin):
                     ("quantity", "avg_price"),
                     "trade_date",
                     "replaces_link",
-                    ("created", "updated"),
+                    ("created_at", "updated_at"),
                 ]
             },
         ),
         ("Funds", {"fields": ["lines_table"]}),
         (
             "Confirmation and the broker's ack",
-            {"fields": [("confirmed_by", "confirmed"), "cancel_alloc_id", ("ack_status", "acked"), "ack_text"]},
+            {"fields": [("confirmed_by", "confirmed_at"), "cancel_alloc_id", ("ack_status", "acked_at"), "ack_text"]},
         ),
         ("FIX messages", {"fields": ["instructions", "acks"]}),
     ]
@@ -238,26 +240,6 @@ class AllocationAdmin(ReadOnlyAdmin):
     @admin.display(description="lines")
     def fund_lines(self, obj):
         return format_html('<span class="nowrap">{}</span>', lines_summary(obj))
-
-    @admin.display(description="created (UTC)", ordering="created_at")
-    def created_column(self, obj):
-        return format_html('<span class="nowrap">{}</span>', utc_text(obj.created_at))
-
-    @admin.display(description="created (UTC)", ordering="created_at")
-    def created(self, obj):
-        return utc_text(obj.created_at)
-
-    @admin.display(description="updated (UTC)")
-    def updated(self, obj):
-        return utc_text(obj.updated_at)
-
-    @admin.display(description="confirmed at (UTC)")
-    def confirmed(self, obj):
-        return utc_text(obj.confirmed_at)
-
-    @admin.display(description="acked at (UTC)")
-    def acked(self, obj):
-        return utc_text(obj.acked_at)
 
     @admin.display(description="replaces")
     def replaces_link(self, obj):
