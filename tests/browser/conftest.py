@@ -9,17 +9,20 @@ under test-artifacts/browser/."""
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import time
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 import pytest
-from django.conf import settings
+
+from tests._running_oms import (
+    bin_run_env,
+    bin_run_start,
+    bin_run_stop,
+    database_create,
+    database_drop,
+    free_port,
+    postgres_server,
+    reachable,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
@@ -27,7 +30,6 @@ CHROMIUM = os.environ.get("OMS_CHROMIUM", "/usr/bin/chromium")
 IN_CI = os.environ.get("CI") == "true"
 # The simulator leaves orders in this symbol working (no fills): to amend and cancel.
 RESTING_SYMBOL = "IBM"
-START_TIMEOUT = 300  # a first run migrates a new database
 
 
 def _unavailable(reason: str):
@@ -37,131 +39,35 @@ def _unavailable(reason: str):
     pytest.skip(reason)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _reachable(host: str, port: int) -> bool:
-    try:
-        socket.create_connection((host, port), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
-@dataclass
-class RunningOms:
-    url: str
-    dsn: str
-    log: Path
-    process: subprocess.Popen
-
-    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
-        with psycopg.connect(self.dsn, autocommit=True) as conn:
-            return conn.execute(sql, params).fetchall()
-
-    def wait_for(self, sql: str, params: tuple, predicate, timeout: float, what: str):
-        """Poll the OMS's database until ``predicate(rows)``; the time it became true."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            rows = self.query(sql, params)
-            if predicate(rows):
-                return rows
-            if self.process.poll() is not None:
-                raise AssertionError(f"bin/run exited ({self.process.returncode}); see {self.log}")
-            time.sleep(0.05)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}; see {self.log}")
-
-    def log_tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-
 @pytest.fixture(scope="module")
 def oms(tmp_path_factory):
     if not Path(CHROMIUM).exists():
         _unavailable(f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)")
-    db = settings.DATABASES["default"]
-    if not db["ENGINE"].endswith("postgresql"):
+    server = postgres_server()
+    if server is None:
         _unavailable("the browser tests run the OMS on PostgreSQL (set DATABASE_URL)")
-    host, port = db.get("HOST") or "127.0.0.1", int(db.get("PORT") or 5432)
-    if not _reachable("127.0.0.1", 6379):
+    if not reachable("127.0.0.1", 6379):
         _unavailable("the browser tests need Redis on 127.0.0.1:6379")
-    user = db.get("USER") or "postgres"
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    server = f"postgresql://{user}{password}@{host}:{port}"
     name = f"oms_browser_{os.getpid()}"
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
+    dsn = database_create(server, name)
     workdir = tmp_path_factory.mktemp("oms-run")
-    web_port, sim_port = _free_port(), _free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"{server}/{name}",
-        "CELERY_BROKER_URL": "redis://127.0.0.1:6379/14",
-        "CELERY_TASK_DEFAULT_QUEUE": f"oms-browser-{os.getpid()}",
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-        "OMS_VAR_DIR": str(workdir / "var"),
-        "BIND": f"127.0.0.1:{web_port}",
-        "WEB_WORKERS": "2",
-        "SIM_PORT": str(sim_port),
-        "SIM_FILL_INTERVAL": "0.5",
-        "SIM_REST_SYMBOLS": RESTING_SYMBOL,
-        "OMS_CLORDID_PREFIX": f"BRW{os.getpid()}-",
-    }
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    log = workdir / "bin-run.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            ["bash", str(ROOT / "bin" / "run")],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    running = RunningOms(url=f"http://127.0.0.1:{web_port}", dsn=f"{server}/{name}", log=log, process=process)
+    env = bin_run_env(
+        dsn=dsn,
+        var_dir=workdir / "var",
+        web_port=free_port(),
+        sim_port=free_port(),
+        tag="browser",
+        SIM_REST_SYMBOLS=RESTING_SYMBOL,
+        OMS_CLORDID_PREFIX=f"BRW{os.getpid()}-",
+    )
+    running = None
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"bin/run exited ({process.returncode}):\n{running.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{running.url}/login/", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the web server did not answer in {START_TIMEOUT}s:\n{running.log_tail()}")
-            time.sleep(0.5)
-        running.wait_for(
-            "SELECT s.status FROM routing_venuesession s JOIN routing_venue v ON v.id = s.venue_id WHERE v.code = 'SIM'",
-            (),
-            lambda rows: rows and rows[0][0] == "connected",
-            timeout=90,
-            what="the worker's FIX session to the simulator to log on",
-        )
+        running = bin_run_start(env=env, log=workdir / "bin-run.log")
         yield running
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(10)
-        # Whatever bin/run started and left behind (it was its own process group).
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if running is not None:
+            bin_run_stop(running.process)
+        database_drop(server, name)
 
 
 @pytest.fixture(scope="module")

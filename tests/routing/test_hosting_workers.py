@@ -6,14 +6,9 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 
 from routing.models import Venue, VenueSession
 
@@ -21,81 +16,6 @@ from .fix_acceptor import ScriptedVenue
 from .test_hosting import connected, order_status, post_order, session_row, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-ROOT = Path(__file__).resolve().parents[2]
-REDIS = ("127.0.0.1", 6379)
-
-
-def _redis_up() -> bool:
-    try:
-        socket.create_connection(REDIS, timeout=0.5).close()
-        return True
-    except OSError:
-        return False
-
-
-def _database_url() -> str:
-    db = settings.DATABASES["default"]
-    user = db.get("USER") or "postgres"
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
-
-
-@pytest.fixture
-def workers(tmp_path):
-    if not _redis_up():
-        pytest.skip("needs Redis on 127.0.0.1:6379")
-    started: list[subprocess.Popen] = []
-    env = {
-        **os.environ,
-        "DATABASE_URL": _database_url(),
-        "CELERY_BROKER_URL": f"redis://{REDIS[0]}:{REDIS[1]}/0",
-        "CELERY_TASK_DEFAULT_QUEUE": f"oms-hosting-test-{os.getpid()}",
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-        "DB_CONN_MAX_AGE": "0",
-    }
-
-    def start(name: str) -> subprocess.Popen:
-        log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "oms_site",
-                "worker",
-                "-P",
-                "threads",
-                "-c",
-                "2",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "-n",
-                f"{name}@%h",
-                "-l",
-                "info",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-    for process in started:
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
 
 
 def test_celery_workers_host_the_session_and_hand_it_over_when_the_holder_is_killed(workers, api, account, aapl):
