@@ -20,8 +20,10 @@ RETRY = {
 
 @shared_task(name="orders.tasks.inbox_apply", **RETRY)
 def inbox_apply(venue_code: str) -> int:
-    """Apply the venue's unapplied inbox messages in MsgSeqNum order."""
-    return services.inbox_apply(venue_code=venue_code)
+    """Apply the venue's unapplied inbox messages in MsgSeqNum order. A worker finding
+    another one applying them returns at once (that one takes these messages too)
+    instead of holding a pool process blocked on the venue's lock."""
+    return services.inbox_apply(venue_code=venue_code, wait=False)
 
 
 @shared_task(name="orders.tasks.venue_reconcile", **RETRY)

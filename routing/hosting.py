@@ -36,7 +36,7 @@ from django.utils import timezone
 from oms_site.celery import app as celery_app
 
 from . import selectors, services
-from .fix.framing import Framer
+from .fix.framing import Frame, Framer
 from .fix.session import FixSession, Role, SessionConfig
 from .models import VenueSession
 from .services import LeaseLost
@@ -410,8 +410,7 @@ class VenueRunner(threading.Thread):
                     session.transport = None
                     session.connection_lost("connection closed by the venue")
                 else:
-                    self._log_inbound(data)
-                    session.data_received(data, time.monotonic())
+                    self._receive_chunk(data)
             if session.transport is not None:
                 session.tick(time.monotonic())
             if session.is_active:
@@ -467,8 +466,7 @@ class VenueRunner(threading.Thread):
                     data = self.sock.recv(65536)
                     if not data:
                         break
-                    self._log_inbound(data)
-                    session.data_received(data, time.monotonic())
+                    self._receive_chunk(data)
         except OSError:
             pass
         finally:
@@ -506,18 +504,25 @@ class VenueRunner(threading.Thread):
             logger.exception("FIX %s: could not record an error", self.code)
 
     # -------------------------------------------------------------- message logs
-    def _log_inbound(self, data: bytes) -> None:
-        frames = []
-        for frame in self._inbound_framer.feed(data):
+    def _receive_chunk(self, data: bytes) -> None:
+        """What one recv returned: cut into frames and parsed once, logged raw, then
+        handed to the session (which stores the chunk's application messages)."""
+        frames = self._inbound_framer.feed(data)
+        self._log_inbound(frames)
+        self.session.frames_received(frames, time.monotonic())
+
+    def _log_inbound(self, frames: list[Frame]) -> None:
+        logged = []
+        for frame in frames:
             seq = msg_type = None
             if frame.message is not None:
                 seq_text = (frame.message.get(34) or b"").decode("latin-1")
                 seq = int(seq_text) if seq_text.isdigit() else None
                 msg_type = (frame.message.get(35) or b"").decode("latin-1")
-            frames.append((seq, msg_type or "", frame.raw))
-        if frames:
+            logged.append((seq, msg_type or "", frame.raw))
+        if logged:
             services.fix_messages_log_inbound(
-                venue_id=self.venue_id, epoch=self.store.target_epoch if self.store else 0, frames=frames
+                venue_id=self.venue_id, epoch=self.store.target_epoch if self.store else 0, frames=logged
             )
 
     def log_resend(self, raw: bytes) -> None:

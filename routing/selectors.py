@@ -148,6 +148,11 @@ def inbox_unapplied(*, venue_id: int, limit: int) -> list[InboundMessage]:
     )
 
 
+def inbox_has_unapplied(*, venue_id: int) -> bool:
+    """Whether the venue's inbox holds a message not yet applied (nor failed)."""
+    return InboundMessage.objects.filter(venue_id=venue_id, applied_at__isnull=True, error="").exists()
+
+
 def outbox_pending_order_ids(*, venue_id: int):
     """A lazy queryset of order ids, meant as a subquery (``pk__in``) so the caller's
     one statement sees the outbox and its orders in the same snapshot."""

@@ -437,6 +437,18 @@ def venue_lock_for_inbox(*, venue_id: int) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [INBOX_LOCK_CLASS, venue_id])
 
 
+def venue_try_lock_for_inbox(*, venue_id: int) -> bool:
+    """``venue_lock_for_inbox`` without waiting: False when another transaction holds
+    it (a worker applying the venue's inbox now)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [INBOX_LOCK_CLASS, venue_id])
+        return bool(cursor.fetchone()[0])
+
+
 INBOX_LOCK_CLASS = 0x0F1C  # advisory lock namespace of the inbox
 
 
@@ -520,8 +532,10 @@ def outbox_message_stamp(*, venue_id: int, holder: str, token: int, message_id: 
 
 
 def fix_messages_log_inbound(*, venue_id: int, epoch: int, frames: list[tuple[int | None, str, bytes]]) -> None:
-    """Keep every raw inbound message (admin ones too) for operations and the audit."""
-    FixMessageLog.objects.bulk_create(
+    """Keep every raw inbound message (admin ones too) for operations and the audit:
+    one COPY per received chunk."""
+    rows_insert(
+        FixMessageLog,
         [
             FixMessageLog(
                 venue_id=venue_id,
@@ -532,7 +546,8 @@ def fix_messages_log_inbound(*, venue_id: int, epoch: int, frames: list[tuple[in
                 raw=raw.decode("latin-1"),
             )
             for seq, msg_type, raw in frames
-        ]
+        ],
+        ids=False,
     )
 
 

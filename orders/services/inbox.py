@@ -33,7 +33,9 @@ INBOX_TIME_BUDGET = 0.2
 INBOX_BATCH_MIN = 10
 
 
-def inbox_apply(*, venue_code: str, batch_size: int = INBOX_BATCH, time_budget: float = INBOX_TIME_BUDGET) -> int:
+def inbox_apply(
+    *, venue_code: str, batch_size: int = INBOX_BATCH, time_budget: float = INBOX_TIME_BUDGET, wait: bool = True
+) -> int:
     """Apply the venue's inbox: every stored, not yet applied inbound message, in the
     order the venue sent it (MsgSeqNum within its sequence generation).
 
@@ -44,7 +46,13 @@ def inbox_apply(*, venue_code: str, batch_size: int = INBOX_BATCH, time_budget: 
     effects. A message that cannot be applied is marked with its error and flagged
     (never lost) and the rest go on; if the batch fails anyway it is applied again
     message by message, so one bad message never blocks the rest. Returns how many
-    messages were taken (applied or failed)."""
+    messages were taken (applied or failed).
+
+    With ``wait=False`` (the task) a worker does not queue behind the one applying: it
+    returns when the venue's lock is taken. Nothing is left behind: the holder, after
+    the commit that releases the lock, looks for unapplied messages once more (outside
+    the lock) and goes on if there are any, so a message stored after the holder's
+    last read, whose worker found the lock taken, is applied by the holder."""
     venue = Venue.objects.filter(code=venue_code).first()
     if venue is None:
         raise InvalidInput("Unknown venue.", details={"venue": [venue_code]})
@@ -53,7 +61,10 @@ def inbox_apply(*, venue_code: str, batch_size: int = INBOX_BATCH, time_budget: 
     while True:
         started = time.monotonic()
         with transaction.atomic():
-            routing_services.venue_lock_for_inbox(venue_id=venue.pk)
+            if wait:
+                routing_services.venue_lock_for_inbox(venue_id=venue.pk)
+            elif not routing_services.venue_try_lock_for_inbox(venue_id=venue.pk):
+                return taken  # the holder applies what is there (its re-check below)
             messages = routing_selectors.inbox_unapplied(venue_id=venue.pk, limit=limit)
             try:
                 with transaction.atomic():
@@ -68,7 +79,11 @@ def inbox_apply(*, venue_code: str, batch_size: int = INBOX_BATCH, time_budget: 
                     _inbox_message_apply(venue, message)
                 done = len(messages)
         taken += done
-        if done == len(messages) and len(messages) < limit:
+        if (
+            done == len(messages)
+            and len(messages) < limit
+            and not routing_selectors.inbox_has_unapplied(venue_id=venue.pk)
+        ):
             return taken
         # The next batch: as many messages as this one's pace fits in the budget.
         pace = (time.monotonic() - started) / max(done, 1)

@@ -184,7 +184,10 @@ class BatchState:
                 self.by_venue_order_id.setdefault(order.venue_order_id, order.pk)
         for request in OrderRequest.objects.filter(order_id__in=order_ids).order_by("id"):
             self.requests[request.order_id].append(request)
-        for execution in Execution.objects.filter(order_id__in=order_ids, in_effect=True).order_by("id"):
+        # Without the message each was booked from: the rules read quantities, prices
+        # and ids; decoding every earlier fill's JSON again would be wasted work.
+        in_effect = Execution.objects.filter(order_id__in=order_ids, in_effect=True).defer("message")
+        for execution in in_effect.order_by("id"):
             self.in_effect[execution.order_id].append(execution)
 
     def order_id_for(self, tags: dict[int, str]) -> int | None:

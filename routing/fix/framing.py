@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 
 import simplefix
+from simplefix.data import RAW_DATA_TAGS, RAW_LEN_TAGS
 
 logger = logging.getLogger(__name__)
 
@@ -99,16 +100,49 @@ class Framer:
         computed = checksum(buf[start:body_end])
         if trailer[3:6] != computed.encode():
             return Frame(raw, None, f"bad CheckSum {trailer[3:6]!r}, computed {computed}"), trailer_end
-        # Empty values pass here and are rejected by the session (SessionRejectReason 4).
-        parser = simplefix.FixParser(allow_empty_values=True)
-        parser.append_buffer(raw)
-        try:
-            message = parser.get_message()
-        except Exception as exc:  # simplefix raises its own errors for bad tags
-            return Frame(raw, None, f"unparseable: {exc}"), trailer_end
-        if message is None:
-            return Frame(raw, None, "unparseable"), trailer_end
+        message = _fields_split(raw)
+        if message is None:  # anything unusual: simplefix's parser decides
+            # Empty values pass here and are rejected by the session (SessionRejectReason 4).
+            parser = simplefix.FixParser(allow_empty_values=True)
+            parser.append_buffer(raw)
+            try:
+                message = parser.get_message()
+            except Exception as exc:  # simplefix raises its own errors for bad tags
+                return Frame(raw, None, f"unparseable: {exc}"), trailer_end
+            if message is None:
+                return Frame(raw, None, "unparseable"), trailer_end
         return Frame(raw, message), trailer_end
+
+
+# Length tags of raw data fields (their values may hold SOH) and the data tags.
+_RAW_TAGS = frozenset(RAW_LEN_TAGS) | frozenset(RAW_DATA_TAGS)
+
+
+def _fields_split(raw: bytes) -> simplefix.FixMessage | None:
+    """The message simplefix's parser would make of a checked frame, by splitting on
+    SOH (simplefix walks the bytes one by one in Python, the larger part of receiving
+    a message). None, leaving it to simplefix, for anything but plain ``tag=value``
+    fields ending with the CheckSum: raw data fields, a tag that is not plain digits,
+    a CheckSum (10) before the end."""
+    parts = raw.split(SOH)
+    parts.pop()  # the frame ends with SOH: an empty last part
+    pairs = []
+    for part in parts:
+        tag, sep, value = part.partition(b"=")
+        if not sep or not tag.isdigit():
+            return None
+        number = int(tag)
+        if number in _RAW_TAGS or (number == 10 and len(pairs) != len(parts) - 1):
+            return None
+        pairs.append((str(number).encode(), value))
+    message = simplefix.FixMessage()
+    message.pairs = pairs
+    for tag, value in pairs:  # as simplefix's append_pair: the last occurrence counts
+        if tag == b"8":
+            message.begin_string = value
+        elif tag == b"35":
+            message.message_type = value
+    return message
 
 
 def _early_trailer_end(buf: bytes, start: int, body_start: int) -> int | None:

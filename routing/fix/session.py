@@ -285,8 +285,13 @@ class FixSession:
 
     # ----------------------------------------------------------------- receiving
     def data_received(self, data: bytes, now: float) -> None:
+        self.frames_received(self._framer.feed(data), now)
+
+    def frames_received(self, frames: list[Frame], now: float) -> None:
+        """What one received chunk held, already cut into frames (by an owner that
+        frames the stream once for its own use too, such as the inbound message log)."""
         try:
-            for frame in self._framer.feed(data):
+            for frame in frames:
                 if self.transport is None:
                     return
                 if frame.message is None:
