@@ -9,10 +9,16 @@ database) they fall back to Django's bulk methods."""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
+from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from django.db import connection
-from django.db.models import Model
+from django.db.models import Model, fields
+from django.db.models.fields.json import JSONField
+from django.db.models.fields.related import ForeignKey
 
 # PostgreSQL takes at most 65,535 parameters in one statement.
 MAX_PARAMETERS = 60_000
@@ -26,6 +32,75 @@ def _chunks(objs: list[Model], per_row: int):
     size = max(MAX_PARAMETERS // per_row, 1)
     for start in range(0, len(objs), size):
         yield objs[start : start + size]
+
+
+# Field classes whose database value is the Python value itself when it already has
+# the right type (Django's preparation only converts other types), by the types taken
+# as they are.
+_AS_IS: tuple[tuple[type, tuple[type, ...]], ...] = (
+    (fields.BooleanField, (bool,)),
+    (fields.IntegerField, (int,)),  # BigInteger, PositiveInteger, Small, and the Auto fields
+    (fields.CharField, (str,)),  # Slug, Email and other text
+    (fields.TextField, (str,)),
+    (fields.DecimalField, (Decimal,)),
+)
+
+
+def _field_value(field) -> Callable[[Model], Any]:
+    """How ``rows_insert`` reads one field's database value from an unsaved object:
+    Django's ``get_db_prep_save(pre_save(obj, add=True))`` in general, which costs
+    more than the COPY itself on a wide row; for the common field types with a value
+    of the expected type, the value as it is (what that preparation returns for it)."""
+    attname = field.attname
+
+    def prepared(obj):
+        return field.get_db_prep_save(field.pre_save(obj, add=True), connection)
+
+    if isinstance(field, ForeignKey):
+        field = field.target_field  # the key's value is the target's (an id)
+    if isinstance(field, fields.DateTimeField):
+        if connection.ops.adapt_datetimefield_value(_AWARE) is not _AWARE:
+            return prepared
+        if field.auto_now or field.auto_now_add:  # the time now, also set on the object
+
+            def stamped(obj):
+                return field.pre_save(obj, add=True)
+
+            return stamped
+
+        def aware(obj):
+            value = getattr(obj, attname)
+            return (
+                value if value is None or (type(value) is dt.datetime and value.tzinfo is not None) else prepared(obj)
+            )
+
+        return aware
+    if isinstance(field, JSONField):
+        adapt, encoder = connection.ops.adapt_json_value, field.encoder
+
+        def document(obj):
+            value = getattr(obj, attname)
+            return None if value is None else adapt(value, encoder)
+
+        return document
+    for kind, types in _AS_IS:
+        if isinstance(field, kind):
+
+            def as_is(obj, types=types):
+                value = getattr(obj, attname)
+                return value if value is None or type(value) in types else prepared(obj)
+
+            return as_is
+    return prepared
+
+
+_AWARE = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
+
+@cache
+def _row_reader(model: type[Model], keyed: bool) -> Callable[[Model], list[Any]]:
+    readers = [_field_value(f) for f in model._meta.concrete_fields if keyed or not f.primary_key]
+    return lambda obj: [read(obj) for read in readers]
 
 
 def rows_insert(model: type[Model], objs: list[Model], *, ids: bool = True, keyed: bool = False) -> None:
@@ -47,20 +122,20 @@ def rows_insert(model: type[Model], objs: list[Model], *, ids: bool = True, keye
         columns = ", ".join(_quote(f.column) for f in fields)
         with connection.cursor() as cursor:
             with cursor.cursor.copy(f"COPY {_quote(meta.db_table)} ({columns}) FROM STDIN") as copy:
-                for obj in objs:  # pre_save: auto_now(_add) fields take the time, as save() does
-                    copy.write_row(
-                        [field.get_db_prep_save(field.pre_save(obj, add=True), connection) for field in fields]
-                    )
+                row = _row_reader(model, keyed)  # auto_now(_add) fields take the time, as save() does
+                for obj in objs:
+                    copy.write_row(row(obj))
         if keyed:
             for obj in objs:
                 obj._state.adding = False
                 obj._state.db = connection.alias
         return
     row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    values = _row_reader(model, False)  # auto_now(_add) fields take the time, as save() does
     for chunk in _chunks(objs, len(fields)):
         params: list[Any] = []
-        for obj in chunk:  # pre_save: auto_now(_add) fields take the time, as save() does
-            params.extend(field.get_db_prep_save(field.pre_save(obj, add=True), connection) for field in fields)
+        for obj in chunk:
+            params.extend(values(obj))
         sql = (
             f"INSERT INTO {_quote(meta.db_table)} ({', '.join(_quote(f.column) for f in fields)}) "
             f"VALUES {', '.join([row] * len(chunk))}"

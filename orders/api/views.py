@@ -43,7 +43,10 @@ def _order_detail(order_id: int, user):
 
 
 def _basket_detail(basket: Basket, user):
-    orders = selectors.basket_orders(user=user, basket=basket)
+    # A basket this request entered carries its orders as written (``basket_submit``).
+    orders = getattr(basket, "orders_entered", None)
+    if orders is None:
+        orders = selectors.basket_orders(user=user, basket=basket)
     return BasketDetailSerializer(basket, context={"orders": orders}).data
 
 

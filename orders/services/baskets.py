@@ -32,6 +32,7 @@ from .submit import (
     order_build,
     order_compliance_outcome,
     order_ids_reserve,
+    order_known_related,
     submission_check,
     submission_references,
 )
@@ -232,19 +233,19 @@ def _lines_submit(*, basket: Basket, lines: list[dict[str, Any]], user, origin: 
         order_compliance_outcome(order, evaluation, actor=actor, writes=writes, venues=venues)
         if evaluation.commits:
             order.save(force_insert=True)
-            compliance_engine.evaluation_record(
+            verdict = compliance_engine.evaluation_record(
                 evaluation, order=order, events=writes.events_pending(), position=evaluated
             )
         else:
             event = compliance_engine.evaluation_event_build(evaluation, order=order)
             writes.events_pending().insert(evaluated, event)
-            unstored.append((order, evaluation))
+            verdict = compliance_engine.verdict_build(evaluation.results, order_id=order.pk)
+            unstored.append((order, verdict))
         compliance_engine.order_added(cache, order)
+        order_known_related(order, verdicts=[verdict])
         orders.append(order)
     rows_insert(Order, [order for order, _ in unstored], keyed=True)
-    compliance_engine.verdicts_store(
-        [compliance_engine.verdict_build(evaluation.results, order_id=order.pk) for order, evaluation in unstored]
-    )
+    compliance_engine.verdicts_store([verdict for _, verdict in unstored])
     statuses = [order.status for order in orders]
     basket.lines_total = len(orders)
     basket.lines_routed = statuses.count(S.PENDING_NEW)
@@ -262,6 +263,9 @@ def _lines_submit(*, basket: Basket, lines: list[dict[str, Any]], user, origin: 
         )
     )
     writes.flush()
+    # What the answer shows of a new basket is what this request wrote, in line order
+    # (the ids were reserved ascending, in line order): rendered without reading back.
+    basket.orders_entered = orders
 
 
 @dataclass

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from audit.services import actor_name, audit_events_store
 from compliance import engine as compliance_engine
 from compliance import selectors as compliance_selectors
-from compliance.models import Outcome
+from compliance.models import ComplianceVerdict, Outcome
 from oms_site.db import rows_insert, rows_update
 from oms_site.errors import InvalidInput
 from routing import selectors as routing_selectors
@@ -349,7 +350,7 @@ def order_known_related(order: Order, *, verdicts: list) -> None:
     its verdicts, and no executions. Kept on the order as prefetched, so the answer
     reads nothing back."""
     order.executions_shown = []
-    known = order.compliance_verdicts.all()
+    known = QuerySet(model=ComplianceVerdict)  # not the related manager's: that builds a filtered query
     known._result_cache = verdicts
     known._prefetch_done = True
     order._prefetched_objects_cache = {"compliance_verdicts": known}

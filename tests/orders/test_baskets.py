@@ -154,6 +154,20 @@ def test_a_warning_holds_that_line_and_a_block_rejects_that_line_only(api, ready
     assert sorted(OutboundMessage.objects.values_list("order_id", flat=True)) == [ids[0], ids[3]]
 
 
+def test_the_201_answer_is_what_the_basket_detail_reads_back(api, ready, account, aapl):
+    # The answer renders the orders the request wrote, without reading them back: it
+    # must be exactly what reading them gives, for routed, held and rejected lines.
+    RuleSetting.objects.filter(scope="firm", rule="duplicate_order").update(enabled=True)
+    rule_set("max_order_quantity", threshold=Decimal(1000))
+    lines = [line(0), line(1), line(2, quantity=1001), line(3, symbol="MSFT", limit_price="415.2", quantity=7)]
+
+    created = api.post(BASKETS, basket(*lines), format="json")
+
+    assert created.status_code == 201, created.json()
+    assert statuses(created.json()) == ["pending_new", "held", "rejected", "pending_new"]
+    assert created.json() == api.get(f"{BASKETS}{created.json()['id']}/").json()
+
+
 # ---------------------------------------------------------------------- limits
 LIMITS = [
     # (rule, threshold, quantities): the third line crosses, the fourth fits again.
@@ -470,13 +484,15 @@ def test_statements_per_line_stay_bounded(trader, ready):
     """What a basket line costs beyond a fixed part: the order insert, its created
     event, and compliance (its reads, one results insert, one evaluation event). The
     routing rows, status changes and outcome events are bulk statements."""
+    _statements(trader, "B-0", 1, 1000)  # the process's copy of the reference data loaded
     small = _statements(trader, "B-1", 10, 0)
     large = _statements(trader, "B-2", 30, 100)
 
     per_line = (large - small) / 20
     assert per_line <= 13, (small, large)
     # 20, one (once per user) for whether the submitter is a portfolio manager, and
-    # one (once per basket) for the working block orders whose funds' shares count.
+    # one (once per basket) for the working block orders whose funds' shares count;
+    # less the reference data read once per process and version (one statement).
     assert small - 10 * per_line <= 22, (small, large)
 
 
