@@ -28,6 +28,7 @@ from audit.services import actor_name, audit_event_build, audit_events_store
 from oms_site.db import rows_insert
 
 from .models import SCOPE_PRECEDENCE, ComplianceVerdict, Outcome, RuleSetting, Scope
+from .references import references_current
 
 logger = logging.getLogger(__name__)
 
@@ -167,14 +168,24 @@ class Check:
         cached = self.cache.get(key)
         if cached is not None:
             return cached
-        applicable = Q(scope=Scope.FIRM) | Q(scope=Scope.ACCOUNT, account_id=self.order.account_id)
-        applicable |= Q(scope=Scope.SECURITY, security_id=self.order.security_id)
-        if self.security.issuer:
-            applicable |= Q(scope=Scope.ISSUER, issuer__iexact=self.security.issuer)
-        if trader_id is not None:
-            applicable |= Q(scope=Scope.TRADER, trader_id=trader_id)
+        references = references_current(self.cache)
+        if references is not None:
+            settings = references.settings_applicable(
+                account_id=self.order.account_id,
+                security_id=self.order.security_id,
+                issuer=self.security.issuer,
+                trader_id=trader_id,
+            )
+        else:
+            applicable = Q(scope=Scope.FIRM) | Q(scope=Scope.ACCOUNT, account_id=self.order.account_id)
+            applicable |= Q(scope=Scope.SECURITY, security_id=self.order.security_id)
+            if self.security.issuer:
+                applicable |= Q(scope=Scope.ISSUER, issuer__iexact=self.security.issuer)
+            if trader_id is not None:
+                applicable |= Q(scope=Scope.TRADER, trader_id=trader_id)
+            settings = RuleSetting.objects.filter(applicable)
         by_rule: dict[str, list[RuleSetting]] = {}
-        for setting in RuleSetting.objects.filter(applicable):
+        for setting in settings:
             by_rule.setdefault(setting.rule, []).append(setting)
         decided = {}
         for rule, settings in by_rule.items():

@@ -13,7 +13,8 @@ import datetime as dt
 from collections.abc import Callable
 from decimal import Decimal
 
-from django.db.models import Count, Q
+from django.db import connection
+from django.db.models import Q
 
 from audit.services import actor_name, audit_event_record
 from orders.models import (
@@ -28,6 +29,7 @@ from orders.models import (
 from .engine import Check, RuleVerdict, rule_register
 from .models import KillSwitch, Locate, LocateUse, Outcome, RestrictedEntry, ReviewItem, RuleName, WatchEntry
 from .readings import account_exposure, recent_fills, recent_orders
+from .references import references_current
 
 S = OrderStatus
 SELL_SIDES = (Side.SELL, Side.SELL_SHORT)
@@ -85,11 +87,16 @@ def _list_match(model, check: Check):
     key = (model.__name__, security.pk)
     if key in check.cache:
         return check.cache[key]
-    match = Q(security_id=security.pk)
-    if security.issuer:
-        match |= Q(issuer__iexact=security.issuer)
-    entries = model.objects.filter(match).filter(model.in_force_q(check.now))
-    entry = check.cache[key] = entries.order_by("effective_from", "id").first()
+    references = references_current(check.cache)
+    if references is not None:
+        entries = references.restricted if model is RestrictedEntry else references.watch
+        entry = entries.first_in_force(security_id=security.pk, issuer=security.issuer, now=check.now)
+    else:
+        match = Q(security_id=security.pk)
+        if security.issuer:
+            match |= Q(issuer__iexact=security.issuer)
+        entry = model.objects.filter(match).filter(model.in_force_q(check.now)).order_by("effective_from", "id").first()
+    check.cache[key] = entry
     return entry
 
 
@@ -140,8 +147,11 @@ def kill_switches_active(check: Check) -> list[KillSwitch]:
     them here and routing matches the chosen venue against the same reading."""
     cached = check.cache.get("kill_switches")
     if cached is None:
-        cached = check.cache["kill_switches"] = list(
-            KillSwitch.objects.filter(released_at__isnull=True).order_by("activated_at", "id")
+        references = references_current(check.cache)
+        cached = check.cache["kill_switches"] = (
+            list(references.kill_switches)
+            if references is not None
+            else list(KillSwitch.objects.filter(released_at__isnull=True).order_by("activated_at", "id"))
         )
     return cached
 
@@ -515,39 +525,76 @@ def _message_count(check: Check, window_seconds: int, *, by_account: bool) -> in
     one message from the client however many orders it carries (firms rate-limit
     messages; the basket's size is bounded by its own limit and by the exposure
     rules), so its orders count once, and not at all for its own lines: the line
-    being checked is the basket's message, which the caller counts."""
-    if check.stage != "amend":  # the count leaves out the order's own basket: the same for each line
+    being checked is the basket's message, which the caller counts. Every count the
+    two rate rules need for the check is read in one statement."""
+    if check.stage == "amend":  # the order's own entry counts too: not shared
+        return _message_counts_read(check, [(by_account, window_seconds)])[(by_account, window_seconds)]
+
+    def key(by_account: bool, window_seconds: int) -> tuple:  # the same for each line of a basket
         who = check.order.account_id if by_account else getattr(check.trader, "pk", None)
-        key = ("messages", by_account, who, window_seconds, check.order.basket_id)
-        if key not in check.cache:
-            check.cache[key] = _message_count_read(check, window_seconds, by_account=by_account)
-        return check.cache[key]
-    return _message_count_read(check, window_seconds, by_account=by_account)
+        return ("messages", by_account, who, window_seconds, check.order.basket_id)
+
+    if key(by_account, window_seconds) not in check.cache:
+        wanted = {(by_account, window_seconds)} | {
+            (rule_by_account, setting.window_seconds)
+            for rule_name, rule_by_account in _RATE_RULES.items()
+            for setting in check.settings_for(rule_name)
+            if setting.window_seconds is not None
+        }
+        for (by, window), count in _message_counts_read(check, sorted(wanted)).items():
+            check.cache.setdefault(key(by, window), count)
+    return check.cache[key(by_account, window_seconds)]
 
 
-def _message_count_read(check: Check, window_seconds: int, *, by_account: bool) -> int:
-    since = check.now - dt.timedelta(seconds=window_seconds)
-    orders = Order.objects.filter(created_at__gte=since)
-    if check.stage != "amend":  # the order being entered is the message counted by the caller
-        orders = orders.exclude(pk=check.order.pk)
-        if check.order.basket_id is not None:
-            orders = orders.exclude(basket_id=check.order.basket_id)
-    requests = OrderRequest.objects.filter(
-        created_at__gte=since, kind__in=(OrderRequest.Kind.CANCEL, OrderRequest.Kind.REPLACE)
-    )
-    if by_account:
-        orders = orders.filter(account_id=check.order.account_id)
-        requests = requests.filter(order__account_id=check.order.account_id)
-    else:
-        trader = check.trader
-        if trader is None or not getattr(trader, "pk", None):
-            return 0
-        orders = orders.filter(created_by_id=trader.pk)
-        requests = requests.filter(requested_by_id=trader.pk)
-    messages = orders.aggregate(
-        single=Count("pk", filter=Q(basket__isnull=True)), baskets=Count("basket", distinct=True)
-    )
-    return messages["single"] + messages["baskets"] + requests.count()
+def _message_counts_read(check: Check, wanted: list[tuple[bool, int]]) -> dict[tuple[bool, int], int]:
+    """The message counts for each (by account, window seconds) in ``wanted``, in one
+    statement: per count, the orders entered (a basket's once) and the cancel and
+    replace requests."""
+    order_table, request_table = Order._meta.db_table, OrderRequest._meta.db_table
+    trader = check.trader
+    trader_id = trader.pk if trader is not None and getattr(trader, "pk", None) else None
+    columns: list[str] = []
+    params: list = []
+    counted: list[tuple[bool, int]] = []
+    for by_account, window_seconds in wanted:
+        if not by_account and trader_id is None:
+            continue
+        since = check.now - dt.timedelta(seconds=window_seconds)
+        orders = f"o.created_at >= %s AND o.{'account_id' if by_account else 'created_by_id'} = %s"
+        params += [since, check.order.account_id if by_account else trader_id]
+        if check.stage != "amend":  # the order being entered is the message counted by the caller
+            if check.order.pk is not None:
+                orders += " AND o.id <> %s"
+                params.append(check.order.pk)
+            if check.order.basket_id is not None:
+                orders += " AND (o.basket_id IS NULL OR o.basket_id <> %s)"
+                params.append(check.order.basket_id)
+        if by_account:
+            requests = (
+                f"FROM {request_table} r JOIN {order_table} ro ON ro.id = r.order_id "
+                "WHERE r.created_at >= %s AND r.kind IN (%s, %s) AND ro.account_id = %s"
+            )
+        else:
+            requests = (
+                f"FROM {request_table} r WHERE r.created_at >= %s AND r.kind IN (%s, %s) AND r.requested_by_id = %s"
+            )
+        params += [
+            since,
+            OrderRequest.Kind.CANCEL,
+            OrderRequest.Kind.REPLACE,
+            check.order.account_id if by_account else trader_id,
+        ]
+        columns.append(
+            "(SELECT COUNT(CASE WHEN o.basket_id IS NULL THEN 1 END) + COUNT(DISTINCT o.basket_id) "
+            f"FROM {order_table} o WHERE {orders}) + (SELECT COUNT(*) {requests})"
+        )
+        counted.append((by_account, window_seconds))
+    counts = {key: 0 for key in wanted}
+    if counted:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT {', '.join(columns)}", params)
+            counts.update(zip(counted, cursor.fetchone(), strict=True))
+    return counts
 
 
 def _rate_rule(rule_name: str, *, by_account: bool) -> Callable[[Check], RuleVerdict]:
@@ -571,5 +618,6 @@ def _rate_rule(rule_name: str, *, by_account: bool) -> Callable[[Check], RuleVer
     return rate
 
 
+_RATE_RULES = {RuleName.ORDER_RATE_TRADER: False, RuleName.ORDER_RATE_ACCOUNT: True}  # rule -> by account
 order_rate_trader = _rate_rule(RuleName.ORDER_RATE_TRADER, by_account=False)
 order_rate_account = _rate_rule(RuleName.ORDER_RATE_ACCOUNT, by_account=True)
