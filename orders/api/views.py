@@ -34,12 +34,13 @@ from .serializers import (
     OrderFilterSerializer,
     OrderSerializer,
     PositionSerializer,
+    order_detail_render,
 )
 
 
 def _order_detail(order_id: int, user):
     order = selectors.order_get_for_user(user=user, order_id=order_id)
-    return OrderDetailSerializer(order).data
+    return order_detail_render(order)
 
 
 def _basket_detail(basket: Basket, user):
@@ -78,9 +79,7 @@ class OrderListCreateApi(GenericAPIView):
         data.is_valid(raise_exception=True)
         order, created = services.order_submit(user=request.user, origin=Origin.API, **data.validated_data)
         # The service checked the entitlement; serialize what it returned.
-        return Response(
-            OrderDetailSerializer(order).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
-        )
+        return Response(order_detail_render(order), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 class OrderCheckApi(APIView):
