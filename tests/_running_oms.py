@@ -23,6 +23,31 @@ SESSION_SQL = (
 )
 
 
+IN_CI = os.environ.get("CI") == "true"
+
+
+def unavailable(reason: str):
+    """A test of the running OMS that cannot run here: CI must run it (fail), elsewhere
+    say what is missing and skip."""
+    import pytest
+
+    if IN_CI:
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` runs; a zombie (waiting for its parent to reap it) is dead."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -46,6 +71,17 @@ def postgres_server() -> str | None:
     user = db.get("USER") or "postgres"
     password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
     return f"postgresql://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}"
+
+
+def servers_required(who: str) -> str:
+    """The PostgreSQL server ``who`` (the tests that run bin/run) start the OMS on, once
+    Redis answers too; unavailable otherwise."""
+    server = postgres_server()
+    if server is None:
+        unavailable(f"{who} run the OMS on PostgreSQL (set DATABASE_URL)")
+    if not reachable("127.0.0.1", 6379):
+        unavailable(f"{who} need Redis on 127.0.0.1:6379")
+    return server
 
 
 def database_create(server: str, name: str) -> str:

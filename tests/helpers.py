@@ -12,6 +12,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from oms_site.roles import PORTFOLIO_MANAGER_GROUP
+from routing.models import InboundMessage
 
 from .factories import UserFactory
 
@@ -111,3 +112,17 @@ def run_together(calls: list[Callable[[], Any]]) -> list[Any]:
         if isinstance(outcome, threading.BrokenBarrierError):
             raise outcome
     return outcomes
+
+
+def inbox_message_store(venue, seq: int, tags: dict[int, str]):
+    """An ExecutionReport (or other application message) stored in the venue's inbox
+    as the session stores it: MsgType and MsgSeqNum first, then ``tags``."""
+    fields = [[35, tags.get(35, "8")], [34, str(seq)], *[[t, v] for t, v in tags.items() if t != 35]]
+    return InboundMessage.objects.create(
+        venue=venue,
+        epoch=1,
+        msg_seq_num=seq,
+        msg_type=fields[0][1],
+        fields=fields,
+        raw="".join(f"{t}={v}\x01" for t, v in fields),
+    )

@@ -24,6 +24,7 @@ from audit.models import AuditEvent
 from audit.services import audit_event_record, audit_seal
 from routing.models import Venue, VenueSession
 
+from ._running_oms import process_alive
 from .factories import UserFactory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -329,16 +330,6 @@ supervise_run
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie (reaped later by its parent, or by init) counts as gone.
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def _wait_for(predicate, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -386,20 +377,20 @@ def test_the_supervisor_restarts_a_dead_process_gives_up_on_a_storm_and_stops_ev
         _wait_for(lambda: len(_pids(pids)) == 6, 10, "steady to be started again")
         text = log.read_text()
         assert f"steady (pid {steady_leader}) was killed by signal 9 (SIGKILL); restarting in 1s" in text
-        assert not any(_alive(pid) for pid in first[:3]), "the dead leader's children were not cleared"
+        assert not any(process_alive(pid) for pid in first[:3]), "the dead leader's children were not cleared"
 
         process.send_signal(signal.SIGINT)  # Ctrl-C
         assert process.wait(15) == 0
         text = log.read_text()
         assert "still running after 2s, killing: stubborn" in text
         assert text.rstrip().endswith("==> [supervise] stopped")
-        left = [pid for pid in [*_pids(pids), stubborn] if _alive(pid)]
+        left = [pid for pid in [*_pids(pids), stubborn] if process_alive(pid)]
         assert left == [], f"left running: {left}"
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
         for pid in [*_pids(pids), *_pids(tmp_path / "pids.stubborn")]:
-            if _alive(pid):
+            if process_alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
 
@@ -417,4 +408,4 @@ def test_the_supervisor_stops_on_term_and_exits_1_when_it_gave_up_on_everything(
     sleeper = int(log.read_text().split("steady started (pid ")[1].split(")")[0])
     process.terminate()
     assert process.wait(15) == 0
-    assert not _alive(sleeper)
+    assert not process_alive(sleeper)

@@ -31,21 +31,15 @@ from tests._running_oms import (
     database_create,
     database_drop,
     free_port,
-    postgres_server,
+    process_alive,
     reachable,
+    servers_required,
 )
 
 pytestmark = pytest.mark.postgres
 
-IN_CI = os.environ.get("CI") == "true"
 FILL_TIMEOUT = 30
 _ids = itertools.count(1)
-
-
-def _unavailable(reason: str):
-    if IN_CI:
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 def _api_token(env: dict[str, str]) -> str:
@@ -107,19 +101,6 @@ def _supervised_pids(log: Path, name: str) -> list[int]:
     return [int(pid) for pid in re.findall(rf"\[supervise\] {name} started \(pid (\d+)\)", log.read_text())]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead: it only waits for its parent to reap it.
-    stat = Path(f"/proc/{pid}/stat")
-    try:
-        return stat.read_text().rsplit(") ", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
-
-
 def _wait(predicate, timeout: float, what: str, oms: RunningOms) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -137,11 +118,7 @@ def _session(oms: RunningOms) -> tuple:
 
 @pytest.fixture
 def run_env(tmp_path):
-    server = postgres_server()
-    if server is None:
-        _unavailable("bin/run is tested on PostgreSQL (set DATABASE_URL)")
-    if not reachable("127.0.0.1", 6379):
-        _unavailable("bin/run is tested with Redis on 127.0.0.1:6379")
+    server = servers_required("the bin/run restart tests")
     name = f"oms_restart_{os.getpid()}"
     dsn = database_create(server, name)
     env = bin_run_env(
@@ -177,7 +154,7 @@ def test_bin_run_stopped_with_ctrl_c_and_a_killed_simulator_come_back_trading_on
     os.killpg(oms.process.pid, signal.SIGINT)
     assert oms.process.wait(40) == 0, oms.log_tail()
     assert "[supervise] stopped" in log.read_text()
-    assert [pid for pids in first_pids.values() for pid in pids if _alive(pid)] == []
+    assert [pid for pids in first_pids.values() for pid in pids if process_alive(pid)] == []
     assert not reachable("127.0.0.1", int(env["SIM_PORT"])), "the simulator still listens"
 
     # Started again on the same database and var/: the OMS logs on with its continued

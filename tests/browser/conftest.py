@@ -20,34 +20,22 @@ from tests._running_oms import (
     database_create,
     database_drop,
     free_port,
-    postgres_server,
-    reachable,
+    servers_required,
+    unavailable,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 CHROMIUM = os.environ.get("OMS_CHROMIUM", "/usr/bin/chromium")
-IN_CI = os.environ.get("CI") == "true"
 # The simulator leaves orders in this symbol working (no fills): to amend and cancel.
 RESTING_SYMBOL = "IBM"
-
-
-def _unavailable(reason: str):
-    # CI must run the browser tests; elsewhere say what is missing and skip.
-    if IN_CI:
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
 def oms(tmp_path_factory):
     if not Path(CHROMIUM).exists():
-        _unavailable(f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)")
-    server = postgres_server()
-    if server is None:
-        _unavailable("the browser tests run the OMS on PostgreSQL (set DATABASE_URL)")
-    if not reachable("127.0.0.1", 6379):
-        _unavailable("the browser tests need Redis on 127.0.0.1:6379")
+        unavailable(f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)")
+    server = servers_required("the browser tests")
     name = f"oms_browser_{os.getpid()}"
     dsn = database_create(server, name)
     workdir = tmp_path_factory.mktemp("oms-run")

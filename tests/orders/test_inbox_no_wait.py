@@ -13,22 +13,11 @@ from django.db import connection, transaction
 from orders.services import inbox as inbox_module
 from orders.services import inbox_apply
 from routing import services as routing_services
-from routing.models import InboundMessage, Venue
+from routing.models import InboundMessage
 from tests.conftest import report
+from tests.helpers import inbox_message_store
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
-
-
-def _store(venue: Venue, seq: int, tags: dict[int, str]) -> InboundMessage:
-    fields = [[35, "8"], [34, str(seq)], *[[t, v] for t, v in tags.items() if t != 35]]
-    return InboundMessage.objects.create(
-        venue=venue,
-        epoch=1,
-        msg_seq_num=seq,
-        msg_type="8",
-        fields=fields,
-        raw="".join(f"{t}={v}\x01" for t, v in fields),
-    )
 
 
 def _in_thread(call):
@@ -59,7 +48,7 @@ def _in_thread(call):
 
 def test_a_worker_finding_the_lock_taken_returns_at_once(submit, venue):
     order = submit(quantity=100)
-    _store(venue, 1, report(order, ExecType="0", OrdStatus="0", ExecID="A1"))
+    inbox_message_store(venue, 1, report(order, ExecType="0", OrdStatus="0", ExecID="A1"))
     holding, release = threading.Event(), threading.Event()
 
     def holder():
@@ -88,7 +77,7 @@ def test_a_message_stored_after_the_holders_last_read_is_applied_by_the_holder(s
     and its worker finds the lock taken and leaves; the holder commits. Without the
     look after the commit the message would wait for the periodic sweep."""
     order = submit(quantity=100)
-    _store(venue, 1, report(order, ExecType="0", OrdStatus="0", ExecID="A1"))
+    inbox_message_store(venue, 1, report(order, ExecType="0", OrdStatus="0", ExecID="A1"))
     batch_apply = inbox_module._inbox_batch_apply
     late: dict = {}
 
@@ -96,7 +85,7 @@ def test_a_message_stored_after_the_holders_last_read_is_applied_by_the_holder(s
         done = batch_apply(venue_, messages, **options)
         if not late:  # once: after the holder read (and applied) message 1
             late["message"] = _in_thread(
-                lambda: _store(
+                lambda: inbox_message_store(
                     venue, 2, report(order, ExecType="F", OrdStatus="1", ExecID="F1", LastQty=40, LastPx="10")
                 )
             )()

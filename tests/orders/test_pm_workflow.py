@@ -21,9 +21,9 @@ from orders.services import (
     order_submit,
     override_approve,
 )
-from routing.models import InboundMessage, OutboundMessage
+from routing.models import OutboundMessage
 from tests.conftest import apply, report
-from tests.helpers import assert_error, client_for, run_together
+from tests.helpers import assert_error, client_for, inbox_message_store, run_together
 from tests.helpers import portfolio_manager as _pm
 from tests.orders.test_exposure import recomputed, stored
 from tests.pages.conftest import signed_in, ticket
@@ -517,15 +517,7 @@ def test_a_batch_of_reports_moves_the_parent_once_per_batch(api, parent, venue, 
         report(one, ExecType="F", OrdStatus="2", LastQty=300, LastPx="175.20", CumQty=500, LeavesQty=0),
     ]
     for seq, tags in enumerate(messages, start=1):
-        fields = [[35, "8"], [34, str(seq)], *[[t, v] for t, v in tags.items() if t != 35]]
-        InboundMessage.objects.create(
-            venue=venue,
-            epoch=1,
-            msg_seq_num=seq,
-            msg_type="8",
-            fields=fields,
-            raw="".join(f"{t}={v}\x01" for t, v in fields),
-        )
+        inbox_message_store(venue, seq, tags)
 
     assert inbox_apply(venue_code=venue.code) == 3
 
