@@ -4,8 +4,10 @@ statement. A library module: it imports no app.
 Django's ``bulk_update`` builds a CASE per field and row, and on PostgreSQL
 ``bulk_create`` sends every column as an array literal that psycopg quotes value by
 value on the client; both cost more in Python than the statement costs the database.
-These send plain multi-row VALUES instead. On other databases (the embedded demo
-database) they fall back to Django's bulk methods."""
+These send one array per column instead (``unnest``: a statement whose text does not
+grow with the rows, so psycopg parses it once per process), plain multi-row VALUES
+where a column is JSON, and COPY for rows nobody needs the ids of. On other databases
+(the embedded demo database) they fall back to Django's bulk methods."""
 
 from __future__ import annotations
 
@@ -104,8 +106,8 @@ def _row_reader(model: type[Model], keyed: bool) -> Callable[[Model], list[Any]]
 
 
 def rows_insert(model: type[Model], objs: list[Model], *, ids: bool = True, keyed: bool = False) -> None:
-    """INSERT the unsaved ``objs`` in one statement (a few for very many), their primary
-    keys set from RETURNING in the order given; with ``ids=False`` (nobody needs them)
+    """INSERT the unsaved ``objs`` in one statement, their primary keys set from
+    RETURNING in the order given; with ``ids=False`` (nobody needs them)
     by COPY, which is cheaper still; with ``keyed`` the objects carry primary keys
     reserved before, which are written as they are (by COPY)."""
     if not objs:
@@ -130,8 +132,19 @@ def rows_insert(model: type[Model], objs: list[Model], *, ids: bool = True, keye
                 obj._state.adding = False
                 obj._state.db = connection.alias
         return
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     values = _row_reader(model, False)  # auto_now(_add) fields take the time, as save() does
+    if _arrays_fit(fields):  # one array per column: a short statement, parsed once per process
+        rows = [values(obj) for obj in objs]
+        columns = ", ".join(_quote(f.column) for f in fields)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {_quote(meta.db_table)} ({columns}) SELECT * FROM {_unnest(fields)} "
+                f"RETURNING {_quote(meta.pk.column)}",
+                [list(column) for column in zip(*rows, strict=True)],
+            )
+            _ids_set(objs, cursor.fetchall())
+        return
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     for chunk in _chunks(objs, len(fields)):
         params: list[Any] = []
         for obj in chunk:
@@ -142,14 +155,30 @@ def rows_insert(model: type[Model], objs: list[Model], *, ids: bool = True, keye
         )
         with connection.cursor() as cursor:
             cursor.execute(f"{sql} RETURNING {_quote(meta.pk.column)}", params)
-            for obj, (pk,) in zip(chunk, cursor.fetchall(), strict=True):
-                obj.pk = pk
-                obj._state.adding = False
-                obj._state.db = connection.alias
+            _ids_set(chunk, cursor.fetchall())
+
+
+def _ids_set(objs: list[Model], rows: list[tuple]) -> None:
+    for obj, (pk,) in zip(objs, rows, strict=True):
+        obj.pk = pk
+        obj._state.adding = False
+        obj._state.db = connection.alias
+
+
+def _arrays_fit(fields) -> bool:
+    """Whether the columns can travel as one array parameter each (``unnest``): every
+    type but JSON, whose values psycopg would have to nest in an array literal."""
+    return not any(isinstance(f, JSONField) for f in fields)
+
+
+def _unnest(fields) -> str:
+    return "unnest(" + ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields) + ")"
 
 
 def rows_update(model: type[Model], objs: list[Model], fields: list[str]) -> None:
-    """UPDATE ``fields`` of many saved rows in one statement (UPDATE ... FROM VALUES)."""
+    """UPDATE ``fields`` of many saved rows in one statement: UPDATE ... FROM unnest of
+    one array per column (a statement whose text does not grow with the rows, so psycopg
+    parses it once per process rather than once per batch), or FROM VALUES for JSON."""
     if not objs:
         return
     if connection.vendor != "postgresql":
@@ -158,18 +187,21 @@ def rows_update(model: type[Model], objs: list[Model], fields: list[str]) -> Non
     meta = model._meta
     columns = [meta.get_field(name) for name in fields]
     pk = meta.pk
-    row = "(" + ", ".join([f"%s::{pk.db_type(connection)}", *(f"%s::{f.db_type(connection)}" for f in columns)]) + ")"
     names = ", ".join(_quote(field.column) for field in columns)
     assignments = ", ".join(f"{_quote(field.column)} = v.{_quote(field.column)}" for field in columns)
+    target = f"UPDATE {_quote(meta.db_table)} AS t SET {assignments} FROM"
+    match = f"AS v({_quote(pk.column)}, {names}) WHERE t.{_quote(pk.column)} = v.{_quote(pk.column)}"
+    if _arrays_fit(columns):  # one array per column: a short statement, parsed once per process
+        params = [[pk.get_db_prep_save(obj.pk, connection) for obj in objs]]
+        params += [[f.get_db_prep_save(getattr(obj, f.attname), connection) for obj in objs] for f in columns]
+        with connection.cursor() as cursor:
+            cursor.execute(f"{target} {_unnest([pk, *columns])} {match}", params)
+        return
+    row = "(" + ", ".join([f"%s::{pk.db_type(connection)}", *(f"%s::{f.db_type(connection)}" for f in columns)]) + ")"
     for chunk in _chunks(objs, len(columns) + 1):
-        params: list[Any] = []
+        params = []
         for obj in chunk:
             params.append(pk.get_db_prep_save(obj.pk, connection))
             params.extend(field.get_db_prep_save(getattr(obj, field.attname), connection) for field in columns)
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {_quote(meta.db_table)} AS t SET {assignments} "
-                f"FROM (VALUES {', '.join([row] * len(chunk))}) AS v({_quote(pk.column)}, {names}) "
-                f"WHERE t.{_quote(pk.column)} = v.{_quote(pk.column)}",
-                params,
-            )
+            cursor.execute(f"{target} (VALUES {', '.join([row] * len(chunk))}) {match}", params)
