@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import DateTimeField, ExpressionWrapper, F, Q
 from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
@@ -426,27 +426,17 @@ def inbox_retry(*, message_id: int, actor: str) -> None:
         InboundMessage.objects.filter(pk=message.pk).update(error="", outcome="")
 
 
-def venue_lock_for_inbox(*, venue_id: int) -> None:
+def venue_lock_for_inbox(*, venue_id: int, wait: bool = True) -> bool:
     """Serialise applying a venue's inbox (MsgSeqNum order) across workers, for the rest
     of the caller's transaction. An advisory lock, not the session row: the FIX session
-    keeps writing that row while reports are applied."""
-    from django.db import connection
-
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [INBOX_LOCK_CLASS, venue_id])
-
-
-def venue_try_lock_for_inbox(*, venue_id: int) -> bool:
-    """``venue_lock_for_inbox`` without waiting: False when another transaction holds
-    it (a worker applying the venue's inbox now)."""
-    from django.db import connection
-
+    keeps writing that row while reports are applied. With ``wait=False`` it does not
+    queue: False when another transaction holds it (a worker applying the inbox now)."""
     if connection.vendor != "postgresql":
         return True
+    function = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [INBOX_LOCK_CLASS, venue_id])
-        return bool(cursor.fetchone()[0])
+        cursor.execute(f"SELECT {function}(%s, %s)", [INBOX_LOCK_CLASS, venue_id])
+        return wait or bool(cursor.fetchone()[0])
 
 
 INBOX_LOCK_CLASS = 0x0F1C  # advisory lock namespace of the inbox

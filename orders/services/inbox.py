@@ -61,9 +61,7 @@ def inbox_apply(
     while True:
         started = time.monotonic()
         with transaction.atomic():
-            if wait:
-                routing_services.venue_lock_for_inbox(venue_id=venue.pk)
-            elif not routing_services.venue_try_lock_for_inbox(venue_id=venue.pk):
+            if not routing_services.venue_lock_for_inbox(venue_id=venue.pk, wait=wait):
                 return taken  # the holder applies what is there (its re-check below)
             messages = routing_selectors.inbox_unapplied(venue_id=venue.pk, limit=limit)
             try:
