@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from django.db import connection
 
 from .models import KillSwitch, ListEntry, RestrictedEntry, RuleSetting, Scope, WatchEntry
+from .selectors import kill_switches_active
 
 # List entries that ended longer ago than this before the copy was loaded are left
 # out of it: no check's clock is that far behind.
@@ -76,7 +77,7 @@ class References:
         since = dt.datetime.now(dt.UTC) - _ENDED_MARGIN
         return cls(
             settings=list(RuleSetting.objects.order_by("id")),
-            kill_switches=list(KillSwitch.objects.filter(released_at__isnull=True).order_by("activated_at", "id")),
+            kill_switches=list(kill_switches_active().order_by("activated_at", "id")),
             restricted=_Entries.load(RestrictedEntry, since),
             watch=_Entries.load(WatchEntry, since),
         )

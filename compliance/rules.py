@@ -30,6 +30,7 @@ from .engine import Check, RuleVerdict, rule_register
 from .models import KillSwitch, Locate, LocateUse, Outcome, RestrictedEntry, ReviewItem, RuleName, WatchEntry
 from .readings import account_exposure, recent_fills, recent_orders
 from .references import references_current
+from .selectors import kill_switches_active as kill_switches_active_read
 
 S = OrderStatus
 SELL_SIDES = (Side.SELL, Side.SELL_SHORT)
@@ -151,7 +152,7 @@ def kill_switches_active(check: Check) -> list[KillSwitch]:
         cached = check.cache["kill_switches"] = (
             list(references.kill_switches)
             if references is not None
-            else list(KillSwitch.objects.filter(released_at__isnull=True).order_by("activated_at", "id"))
+            else list(kill_switches_active_read().order_by("activated_at", "id"))
         )
     return cached
 
@@ -559,9 +560,11 @@ def _message_counts_read(check: Check, wanted: list[tuple[bool, int]]) -> dict[t
     for by_account, window_seconds in wanted:
         if not by_account and trader_id is None:
             continue
-        since = check.now - dt.timedelta(seconds=window_seconds)
+        # As the ORM would send it (the embedded SQLite database keeps naive UTC text).
+        since = connection.ops.adapt_datetimefield_value(check.now - dt.timedelta(seconds=window_seconds))
+        who = check.order.account_id if by_account else trader_id
         orders = f"o.created_at >= %s AND o.{'account_id' if by_account else 'created_by_id'} = %s"
-        params += [since, check.order.account_id if by_account else trader_id]
+        params += [since, who]
         if check.stage != "amend":  # the order being entered is the message counted by the caller
             if check.order.pk is not None:
                 orders += " AND o.id <> %s"
@@ -578,12 +581,7 @@ def _message_counts_read(check: Check, wanted: list[tuple[bool, int]]) -> dict[t
             requests = (
                 f"FROM {request_table} r WHERE r.created_at >= %s AND r.kind IN (%s, %s) AND r.requested_by_id = %s"
             )
-        params += [
-            since,
-            OrderRequest.Kind.CANCEL,
-            OrderRequest.Kind.REPLACE,
-            check.order.account_id if by_account else trader_id,
-        ]
+        params += [since, OrderRequest.Kind.CANCEL, OrderRequest.Kind.REPLACE, who]
         columns.append(
             "(SELECT COUNT(CASE WHEN o.basket_id IS NULL THEN 1 END) + COUNT(DISTINCT o.basket_id) "
             f"FROM {order_table} o WHERE {orders}) + (SELECT COUNT(*) {requests})"
