@@ -350,7 +350,12 @@ def order_known_related(order: Order, *, verdicts: list) -> None:
     its verdicts, and no executions. Kept on the order as prefetched, so the answer
     reads nothing back."""
     order.executions_shown = []
-    known = QuerySet(model=ComplianceVerdict)  # not the related manager's: that builds a filtered query
+    # Filtered as the related manager's would be (anything chained on it reads this
+    # order's verdicts, not every order's), but lazily, as that manager does: the
+    # answer never builds the query.
+    known = QuerySet(model=ComplianceVerdict)
+    known._defer_next_filter = True
+    known = known.filter(order_id=order.pk)
     known._result_cache = verdicts
     known._prefetch_done = True
     order._prefetched_objects_cache = {"compliance_verdicts": known}

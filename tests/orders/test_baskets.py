@@ -168,6 +168,18 @@ def test_the_201_answer_is_what_the_basket_detail_reads_back(api, ready, account
     assert created.json() == api.get(f"{BASKETS}{created.json()['id']}/").json()
 
 
+def test_the_verdicts_a_new_order_carries_are_its_own_whatever_is_chained_on_them(submit, trader, ready):
+    # The answer's verdicts are kept on the order as prefetched; a query chained on
+    # them must still be this order's, not every order's.
+    first, second = submit(quantity=100), submit(quantity=200)
+    entered = basket_submit(user=trader, client_basket_id="B-V", orders=[line(0), line(1)])[0].orders_entered
+
+    for order in (first, second, *entered):
+        assert list(order.compliance_verdicts.values_list("order_id", flat=True)) == [order.pk]
+        assert order.compliance_verdicts.get().order_id == order.pk
+        assert order.compliance_verdicts.filter(stage="submit").count() == 1
+
+
 # ---------------------------------------------------------------------- limits
 LIMITS = [
     # (rule, threshold, quantities): the third line crosses, the fourth fits again.
