@@ -1,6 +1,6 @@
 """API tokens (DRF's ``authtoken``) issued from the command line (``manage.py
 api_token``), each creation or rotation on the audit trail. The key itself is never
-recorded: it is a password."""
+recorded: it is a password. ``audit.api_auth`` checks them on each request."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ import uuid
 from pathlib import Path
 
 from _pgbench import pgbench_tps
-from api_submit import PRICES, server_database, sh, wait_for_port
+from api_submit import PRICES, server_database, sh, statistics_refresh, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -221,6 +221,7 @@ def main() -> None:
     try:
         wait_for_port(args.port)
         run_phase(args.port, token, empty[-1:], 1, 50)  # warm-up: imports, connections
+        statistics_refresh(pg_host=args.pg_host, pg_user=args.pg_user, db=args.db)
         phases = [
             ("no working orders in the account", run_phase(args.port, token, empty[:-1], args.clients, args.lines)),
             (

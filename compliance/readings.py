@@ -14,12 +14,47 @@ from decimal import Decimal
 from django.conf import settings
 from django.db.models import Max, Q
 
+from oms_site.prepared import PreparedRead
 from orders.allocation import allocation_compute, allocation_weights
 from orders.models import WORKING_STATUSES, AccountExposure, Execution, Order, OrderStatus, Position, Security
 
 from .engine import Check, order_added_register
 
 S = OrderStatus
+
+# The reads of every evaluation, compiled once per process (``oms_site.prepared``).
+# Each exposure row carries its security's reference price (the notional limits value
+# positions and unpriced orders at it).
+_POSITIONS = PreparedRead(
+    lambda account_id: Position.objects.filter(account_id=account_id).values_list(
+        "security_id", "quantity", "security__reference_price"
+    ),
+    account_id=1,
+)
+_EXPOSURE = PreparedRead(
+    lambda account_id, today: (
+        AccountExposure.objects.filter(account_id=account_id)
+        .filter(Q(working_quantity__gt=0) | Q(trade_date=today))
+        .values_list(
+            "security_id",
+            "side",
+            "trade_date",
+            "working_quantity",
+            "working_priced_notional",
+            "working_unpriced_quantity",
+            "filled_notional",
+            "security__reference_price",
+        )
+    ),
+    account_id=1,
+    today=dt.date(2000, 1, 3),
+)
+_BLOCKS = PreparedRead(
+    lambda day_start: Order.objects.filter(block_order=True, owner__isnull=True).filter(
+        Q(status__in=WORKING_STATUSES) | Q(created_at__gte=day_start)
+    ),
+    day_start=dt.datetime(2000, 1, 3, tzinfo=dt.UTC),
+)
 
 
 def order_share(order) -> tuple[int, Decimal, int, Decimal]:
@@ -60,21 +95,15 @@ def exposure_base(check: Check) -> dict:
     if base is not None:
         return base
     today = trading_day(check.now)
-    positions = dict(Position.objects.filter(account_id=order.account_id).values_list("security_id", "quantity"))
-    base = {"positions": positions, "working": {}, "daily": {}, "references": {}, "today": today}
-    rows = AccountExposure.objects.filter(account_id=order.account_id).filter(
-        Q(working_quantity__gt=0) | Q(trade_date=today)
-    )
-    for security_id, side, trade_date, quantity, priced, unpriced, filled in rows.values_list(
-        "security_id",
-        "side",
-        "trade_date",
-        "working_quantity",
-        "working_priced_notional",
-        "working_unpriced_quantity",
-        "filled_notional",
-    ):
-        exposure_adjust(base, security_id, side, trade_date == today, (quantity, priced, unpriced, filled))
+    references: dict[int, Decimal | None] = {}
+    positions = {}
+    for security_id, quantity, reference in _POSITIONS.rows(account_id=order.account_id):
+        positions[security_id] = quantity
+        references[security_id] = reference
+    base = {"positions": positions, "working": {}, "daily": {}, "references": references, "today": today}
+    for security_id, side, trade_date, *share, reference in _EXPOSURE.rows(account_id=order.account_id, today=today):
+        exposure_adjust(base, security_id, side, trade_date == today, share)
+        references[security_id] = reference
     for block, today_block in _working_blocks(check, today):
         if block.pk != order.pk:  # a block re-checked counts with its proposed terms
             for code, share in block_fund_shares(block):
@@ -83,8 +112,11 @@ def exposure_base(check: Check) -> dict:
     for added in check.cache.get(("added", order.account_id), ()):
         if added._state.adding:  # not stored when the rows were read: not in them
             exposure_adjust(base, added.security_id, added.side, True, order_share(added))
-    security_ids = {order.security_id, *positions, *(sec for sec, _side in base["working"]), *base["daily"]}
-    base["references"] = dict(Security.objects.filter(pk__in=security_ids).values_list("pk", "reference_price"))
+    # The rows above carry their securities' reference prices (what the limits value
+    # positions and unpriced leaves at); a block's or an added order's may be missing.
+    unread = {*(sec for sec, _side in base["working"]), *base["daily"]} - references.keys()
+    if unread:
+        references.update(Security.objects.filter(pk__in=unread).values_list("pk", "reference_price"))
     check.cache[key] = base
     return base
 
@@ -98,10 +130,7 @@ def _working_blocks(check: Check, today: dt.date) -> list[tuple[Order, bool]]:
     if blocks is None:
         zone = zoneinfo.ZoneInfo(settings.OMS_FIRM_TIME_ZONE)
         day_start = dt.datetime.combine(today, dt.time(), tzinfo=zone)
-        rows = Order.objects.filter(block_order=True, owner__isnull=True).filter(
-            Q(status__in=WORKING_STATUSES) | Q(created_at__gte=day_start)
-        )
-        blocks = [(block, trading_day(block.created_at) == today) for block in rows]
+        blocks = [(block, trading_day(block.created_at) == today) for block in _BLOCKS.models(day_start=day_start)]
         check.cache["blocks"] = blocks
     return blocks
 
@@ -287,3 +316,117 @@ def order_added(cache: dict, order) -> None:
 
 
 order_added_register(order_added)
+
+
+# One order's duplicate and wash-trade reads: the one row each needs (a basket's lines
+# share ``recent_orders`` and ``recent_fills`` instead). ``exclude`` is the order's id,
+# 0 before it has one (no order has id 0).
+def _twins(account_id, security_id, side, quantity, limit_price, since, exclude, family, priced, in_family):
+    twins = (
+        Order.objects.filter(
+            account_id=account_id,
+            security_id=security_id,
+            side=side,
+            quantity=quantity,
+            limit_price=limit_price if priced else None,
+            created_at__gte=since,
+        )
+        .exclude(pk=exclude)
+        .exclude(status=S.REJECTED)
+    )
+    if in_family:
+        twins = twins.exclude(Q(parent_id=family) | Q(pk=family))
+    return twins.order_by("-id").values_list("pk")[:1]
+
+
+_TWIN = PreparedRead(
+    _twins,
+    shape=("priced", "in_family"),
+    account_id=1,
+    security_id=1,
+    side="BUY",
+    quantity=1,
+    limit_price=Decimal("1.5"),
+    since=dt.datetime(2000, 1, 3, tzinfo=dt.UTC),
+    exclude=1,
+    family=1,
+)
+
+
+def order_twin(check: Check, since: dt.datetime, family: int | None) -> int | None:
+    """The newest order of the account with this order's terms entered since
+    ``since``, not of ``family`` (the order's parent and its children)."""
+    order = check.order
+    rows = _TWIN.rows(
+        account_id=order.account_id,
+        security_id=order.security_id,
+        side=order.side,
+        quantity=check.quantity,
+        limit_price=check.limit_price if check.limit_price is not None else Decimal(0),
+        since=since,
+        exclude=order.pk or 0,
+        family=family or 0,
+        priced=check.limit_price is not None,
+        in_family=family is not None,
+    )
+    return rows[0][0] if rows else None
+
+
+_OPPOSITE_WORKING = PreparedRead(
+    lambda account_id, security_id, exclude, sides: (
+        Order.objects.filter(
+            account_id=account_id, security_id=security_id, side__in=sides, status__in=WORKING_STATUSES
+        )
+        .exclude(pk=exclude)
+        .order_by("-id")
+        .values_list("pk")[:1]
+    ),
+    shape=("sides",),
+    account_id=1,
+    security_id=1,
+    exclude=1,
+)
+_OPPOSITE_FILL = PreparedRead(
+    lambda account_id, security_id, since, exclude, sides: (
+        Execution.objects.filter(
+            order__account_id=account_id,
+            order__security_id=security_id,
+            order__side__in=sides,
+            in_effect=True,
+            received_at__gte=since,
+        )
+        .exclude(order_id=exclude)
+        .order_by("-id")
+        .values_list("pk", "order_id")[:1]
+    ),
+    shape=("sides",),
+    account_id=1,
+    security_id=1,
+    since=dt.datetime(2000, 1, 3, tzinfo=dt.UTC),
+    exclude=1,
+)
+
+
+def working_newest(check: Check, sides: tuple[str, ...]) -> int | None:
+    """The newest working order of the account in this security on one of
+    ``sides``, other than this order."""
+    order = check.order
+    rows = _OPPOSITE_WORKING.rows(
+        account_id=order.account_id, security_id=order.security_id, exclude=order.pk or 0, sides=tuple(sides)
+    )
+    return rows[0][0] if rows else None
+
+
+def fill_newest(check: Check, sides: tuple[str, ...], since: dt.datetime) -> tuple[int, int] | None:
+    """The newest fill in effect since ``since`` of the account's orders in this
+    security on one of ``sides``, other than this order's, as (execution id, order
+    id)."""
+    order = check.order
+    rows = _OPPOSITE_FILL.rows(
+        account_id=order.account_id,
+        security_id=order.security_id,
+        since=since,
+        exclude=order.pk or 0,
+        sides=tuple(sides),
+    )
+    return rows[0] if rows else None

@@ -19,7 +19,6 @@ from django.db.models import Q
 from audit.services import actor_name, audit_event_record
 from orders.models import (
     WORKING_STATUSES,
-    Execution,
     Order,
     OrderRequest,
     OrderStatus,
@@ -28,7 +27,7 @@ from orders.models import (
 
 from .engine import Check, RuleVerdict, rule_register
 from .models import KillSwitch, Locate, LocateUse, Outcome, RestrictedEntry, ReviewItem, RuleName, WatchEntry
-from .readings import account_exposure, recent_fills, recent_orders
+from .readings import account_exposure, fill_newest, order_twin, recent_fills, recent_orders, working_newest
 from .references import references_current
 from .selectors import kill_switches_active as kill_switches_active_read
 
@@ -347,21 +346,7 @@ def duplicate_order(check: Check) -> RuleVerdict:
                 order.side, check.quantity, check.limit_price, since, order.pk, family=family
             )
         else:  # one order: the one row it needs
-            twins = (
-                Order.objects.filter(
-                    account_id=order.account_id,
-                    security_id=order.security_id,
-                    side=order.side,
-                    quantity=check.quantity,
-                    limit_price=check.limit_price,
-                    created_at__gte=since,
-                )
-                .exclude(pk=order.pk)
-                .exclude(status=S.REJECTED)
-            )
-            if family is not None:
-                twins = twins.exclude(Q(parent_id=family) | Q(pk=family))
-            twin = twins.order_by("-id").values_list("pk", flat=True).first()
+            twin = order_twin(check, since, family)
         if twin is None:
             return None
         return (
@@ -382,18 +367,7 @@ def wash_trade(check: Check) -> RuleVerdict:
         if check.shared:
             working = recent_orders(check, since).working(opposite, order.pk)
         else:  # one order: the one row it needs
-            working = (
-                Order.objects.filter(
-                    account_id=order.account_id,
-                    security_id=order.security_id,
-                    side__in=opposite,
-                    status__in=WORKING_STATUSES,
-                )
-                .exclude(pk=order.pk)
-                .order_by("-id")
-                .values_list("pk", flat=True)
-                .first()
-            )
+            working = working_newest(check, opposite)
         if working is not None:
             return (
                 "wash_trade",
@@ -409,19 +383,7 @@ def wash_trade(check: Check) -> RuleVerdict:
                 default=None,
             )
         else:
-            fill = (
-                Execution.objects.filter(
-                    order__account_id=order.account_id,
-                    order__security_id=order.security_id,
-                    order__side__in=opposite,
-                    in_effect=True,
-                    received_at__gte=since,
-                )
-                .exclude(order_id=order.pk)
-                .order_by("-id")
-                .values_list("pk", "order_id")
-                .first()
-            )
+            fill = fill_newest(check, opposite, since)
         if fill is not None:
             return (
                 "wash_trade",

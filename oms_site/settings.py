@@ -201,7 +201,7 @@ LOGIN_REDIRECT_URL = "/orders/"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "oms_site.lockout.LockoutTokenAuthentication",
+        "audit.api_auth.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

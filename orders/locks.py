@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from django.db.models import Q
 
+from oms_site.prepared import PreparedRead
+
 from .models import Account, Order, Position
 
 
@@ -14,7 +16,15 @@ def account_lock(*, account_id: int) -> Account:
     account's positions and running exposure under this lock). FOR NO KEY UPDATE:
     it serialises the account's writers without blocking the foreign-key checks of
     rows that merely name the account (a position, an exposure row)."""
-    return Account.objects.select_for_update(no_key=True).get(pk=account_id)
+    locked = _ACCOUNT_LOCK.models(account_id=account_id)
+    if not locked:
+        raise Account.DoesNotExist(f"No account {account_id}.")
+    return locked[0]
+
+
+_ACCOUNT_LOCK = PreparedRead(
+    lambda account_id: Account.objects.select_for_update(no_key=True).filter(pk=account_id), account_id=1
+)
 
 
 def order_lock(*, order_id: int) -> Order:

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from django.contrib.auth.models import Group
 from django.db.models import Count, DecimalField, ExpressionWrapper, F, Max, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django_fsm import can_proceed
@@ -13,6 +14,7 @@ from audit.models import AuditEvent
 from audit.selectors import audit_events_for_object
 from compliance.models import OverrideRequest
 from oms_site.errors import NotFound
+from oms_site.prepared import PreparedRead
 from oms_site.roles import API_CLIENT_GROUP, MIDDLE_OFFICE_GROUP, PORTFOLIO_MANAGER_GROUP, TRADER_GROUP
 
 from .models import (
@@ -40,9 +42,15 @@ def user_is_portfolio_manager(user) -> bool:
         return False
     cached = getattr(user, "_oms_is_portfolio_manager", None)
     if cached is None:
-        cached = user.groups.filter(name=PORTFOLIO_MANAGER_GROUP).exists()
+        cached = bool(_PORTFOLIO_MANAGER.rows(user_id=user.pk))
         user._oms_is_portfolio_manager = cached
     return cached
+
+
+_PORTFOLIO_MANAGER = PreparedRead(
+    lambda user_id: Group.objects.filter(user=user_id, name=PORTFOLIO_MANAGER_GROUP).values_list("pk")[:1],
+    user_id=1,
+)
 
 
 def orders_visible_to(*, user) -> QuerySet[Order]:
@@ -69,8 +77,29 @@ def accounts_visible_to(*, user) -> QuerySet[Account]:
 def accounts_tradable_by(*, user, include_inactive: bool = False) -> QuerySet[Account]:
     """Accounts the user may submit, cancel and amend orders for (with
     ``include_inactive``, also deactivated ones: for cancels, which reduce risk)."""
-    qs = Account.objects.all() if user.is_superuser else Account.objects.filter(traders=user)
+    return _accounts_tradable(user_id=user.pk, superuser=user.is_superuser, include_inactive=include_inactive)
+
+
+def _accounts_tradable(*, user_id: int, superuser: bool, include_inactive: bool = False) -> QuerySet[Account]:
+    qs = Account.objects.all() if superuser else Account.objects.filter(traders=user_id)
     return qs if include_inactive else qs.filter(active=True)
+
+
+_ACCOUNTS_TRADABLE = PreparedRead(
+    lambda user_id, codes, superuser: _accounts_tradable(user_id=user_id, superuser=superuser).filter(code__in=codes),
+    shape=("superuser",),
+    user_id=1,
+    codes=["A"],
+)
+
+
+def accounts_tradable_get(*, user, codes: Iterable[str]) -> dict[str, Account]:
+    """The active accounts of ``codes`` the user may trade, by code."""
+    codes = list(codes)
+    if not codes:
+        return {}
+    accounts = _ACCOUNTS_TRADABLE.models(user_id=user.pk, codes=codes, superuser=bool(user.is_superuser))
+    return {account.code: account for account in accounts}
 
 
 def order_list(*, user, filters: dict[str, Any] | None = None, sort: str | None = None) -> QuerySet[Order]:
@@ -267,9 +296,11 @@ def security_get(*, symbol: str) -> Security | None:
 
 def securities_get(*, symbols: Iterable[str]) -> dict[str, Security]:
     """Active securities by symbol (symbols are matched in upper case, as one is)."""
-    return {
-        s.symbol: s for s in Security.objects.filter(symbol__in={symbol.upper() for symbol in symbols}, active=True)
-    }
+    symbols = {symbol.upper() for symbol in symbols}
+    return {security.symbol: security for security in _SECURITIES.models(symbols=sorted(symbols))} if symbols else {}
+
+
+_SECURITIES = PreparedRead(lambda symbols: Security.objects.filter(symbol__in=symbols, active=True), symbols=["A"])
 
 
 def security_search(*, query: str, limit: int = 10) -> list[Security]:

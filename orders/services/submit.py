@@ -28,7 +28,7 @@ from routing.models import Venue
 from ..allocation import allocation_targets_validate
 from ..locks import account_lock, accounts_lock
 from ..models import Account, Order, OrderRequest, OrderStatus, OrderType, Origin, Security, Side, TimeInForce
-from ..selectors import accounts_tradable_by, securities_get, user_is_portfolio_manager
+from ..selectors import accounts_tradable_get, securities_get, user_is_portfolio_manager
 from ._common import cl_ord_id_next, order_audit, order_audit_build, order_terms, price_parse, quantity_check
 from .blocks import order_evaluate
 
@@ -52,9 +52,8 @@ def submission_references(
     account_codes = {code for code in account_codes if isinstance(code, str)}
     symbols = {symbol for symbol in symbols if isinstance(symbol, str) and symbol}
     venue_codes = {code for code in venue_codes if isinstance(code, str) and code}
-    accounts = accounts_tradable_by(user=user).filter(code__in=account_codes) if account_codes else []
     return SubmissionReferences(
-        accounts={account.code: account for account in accounts},
+        accounts=accounts_tradable_get(user=user, codes=account_codes),
         securities=securities_get(symbols=symbols) if symbols else {},
         venues=routing_selectors.venues_get_enabled(codes=venue_codes) if venue_codes else {},
     )
