@@ -25,7 +25,7 @@ from typing import Any
 from django.db.models import Q
 
 from audit.services import actor_name, audit_event_build, audit_events_store
-from oms_site.db import rows_insert
+from oms_site.db import rows_batch_send, rows_insert
 
 from .models import SCOPE_PRECEDENCE, ComplianceVerdict, Outcome, RuleSetting, Scope
 from .references import references_current
@@ -327,6 +327,8 @@ def evaluation_record(
         audit_events_store(events[:position])
         del events[:position]
         position = 0
+    if evaluation.commits:  # they write on their own: what is held for the batch goes first
+        rows_batch_send()
     for commit in evaluation.commits:
         commit(evaluation.outcome)
     event = evaluation_event_build(evaluation, order=order)

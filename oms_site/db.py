@@ -6,13 +6,15 @@ Django's ``bulk_update`` builds a CASE per field and row, and on PostgreSQL
 value on the client; both cost more in Python than the statement costs the database.
 These send one array per column instead (``unnest``: a statement whose text does not
 grow with the rows, so psycopg parses it once per process), plain multi-row VALUES
-where a column is JSON, and COPY for rows nobody needs the ids of. On other databases
+where a column is JSON, and COPY for rows nobody needs the ids of (or, inside
+``rows_batch``, a few such rows of several tables in one round trip). On other databases
 (the embedded demo database) they fall back to Django's bulk methods."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from contextlib import contextmanager
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -120,6 +122,12 @@ def rows_insert(model: type[Model], objs: list[Model], *, ids: bool = True, keye
         return
     meta = model._meta
     fields = [f for f in meta.concrete_fields if keyed or not f.primary_key]
+    batch = getattr(connection, "_oms_rows_batch", None)
+    if batch is not None and (keyed or not ids) and len(objs) <= BATCHED_ROWS:
+        row = _row_reader(model, keyed)  # read now, as COPY would: later changes are not sent
+        batch.append((model, keyed, [row(obj) for obj in objs]))
+        _stored_mark(objs, keyed)
+        return
     if keyed or not ids:  # COPY: no statement text to build and parse, whatever the count
         columns = ", ".join(_quote(f.column) for f in fields)
         with connection.cursor() as cursor:
@@ -127,10 +135,7 @@ def rows_insert(model: type[Model], objs: list[Model], *, ids: bool = True, keye
                 row = _row_reader(model, keyed)  # auto_now(_add) fields take the time, as save() does
                 for obj in objs:
                     copy.write_row(row(obj))
-        if keyed:
-            for obj in objs:
-                obj._state.adding = False
-                obj._state.db = connection.alias
+        _stored_mark(objs, keyed)
         return
     values = _row_reader(model, False)  # auto_now(_add) fields take the time, as save() does
     if _arrays_fit(fields):  # one array per column: a short statement, parsed once per process
@@ -156,6 +161,60 @@ def rows_insert(model: type[Model], objs: list[Model], *, ids: bool = True, keye
         with connection.cursor() as cursor:
             cursor.execute(f"{sql} RETURNING {_quote(meta.pk.column)}", params)
             _ids_set(chunk, cursor.fetchall())
+
+
+def _stored_mark(objs: list[Model], keyed: bool) -> None:
+    if keyed:
+        for obj in objs:
+            obj._state.adding = False
+            obj._state.db = connection.alias
+
+
+# A batch takes the inserts of at most this many rows; more go by COPY at once.
+BATCHED_ROWS = 20
+
+
+@contextmanager
+def rows_batch():
+    """Send the inserts ``rows_insert`` is asked for in the block (those of rows
+    nobody needs ids back for: ``ids=False`` or ``keyed``, a few rows each) together,
+    in one round trip when the block ends, instead of one COPY (two round trips)
+    each: what one order's submission writes. PostgreSQL only (elsewhere they go as
+    they come). Django's foreign keys on PostgreSQL are checked at commit
+    (DEFERRABLE INITIALLY DEFERRED), so the order of the inserts does not matter;
+    nothing in the block may read the rows back. A block that raises sends nothing
+    (its transaction is rolled back)."""
+    if connection.vendor != "postgresql" or getattr(connection, "_oms_rows_batch", None) is not None:
+        yield
+        return
+    connection._oms_rows_batch = []
+    try:
+        yield
+        rows_batch_send()
+    finally:
+        connection._oms_rows_batch = None
+
+
+def rows_batch_send() -> None:
+    """Send what the enclosing ``rows_batch`` holds now: before a write that does not
+    go through it, where the order of the rows matters (the audit trail's)."""
+    batch = getattr(connection, "_oms_rows_batch", None)
+    if not batch:
+        return
+    statements: list[str] = []
+    params: list[Any] = []
+    for model, keyed, rows in batch:
+        fields = [f for f in model._meta.concrete_fields if keyed or not f.primary_key]
+        placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        statements.append(
+            f"INSERT INTO {_quote(model._meta.db_table)} ({', '.join(_quote(f.column) for f in fields)}) "
+            f"VALUES {', '.join([placeholders] * len(rows))}"
+        )
+        for row in rows:
+            params.extend(row)
+    batch.clear()
+    with connection.cursor() as cursor:
+        cursor.execute(";\n".join(statements), params)
 
 
 def _ids_set(objs: list[Model], rows: list[tuple]) -> None:

@@ -18,7 +18,7 @@ from audit.services import actor_name, audit_events_store
 from compliance import engine as compliance_engine
 from compliance import selectors as compliance_selectors
 from compliance.models import ComplianceVerdict, Outcome
-from oms_site.db import rows_insert, rows_update
+from oms_site.db import rows_batch, rows_insert, rows_update
 from oms_site.errors import InvalidInput
 from routing import selectors as routing_selectors
 from routing import services as routing_services
@@ -335,11 +335,12 @@ def order_create(clean: dict[str, Any], *, user, origin: str, parent: Order | No
         evaluation = order_evaluate(order=order, stage="submit", user=user, deferred=True)
         evaluated = len(writes.events_pending())
         order_compliance_outcome(order, evaluation, actor=actor, writes=writes)
-        order.save(force_insert=True)
-        verdict = compliance_engine.evaluation_record(
-            evaluation, order=order, events=writes.events_pending(), position=evaluated
-        )
-        writes.flush()
+        with rows_batch():  # the order and every row of its steps in one round trip
+            rows_insert(Order, [order], keyed=True)
+            verdict = compliance_engine.evaluation_record(
+                evaluation, order=order, events=writes.events_pending(), position=evaluated
+            )
+            writes.flush()
     order_known_related(order, verdicts=[verdict])
     return order, True
 

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.db.models import Q
 from django.test.utils import CaptureQueriesContext
 
 from audit.models import AuditEvent
@@ -432,6 +433,19 @@ def test_short_sale_reserves_its_locate_which_is_then_used_up(place, what_if, ac
     second = place(side="SELL_SHORT", quantity=1)
     assert_rejected(second, "short_sale", "no_locate")
     assert LocateUse.objects.count() == 1
+
+
+def test_the_trail_of_a_short_sale_is_in_the_order_its_steps_happened(place, account, aapl):
+    # The locate is reserved by a commit that writes on its own, after the order was
+    # entered and before compliance's verdict: the trail keeps that order.
+    locate = make_locate(account, aapl, 500)
+    order = place(side="SELL_SHORT", quantity=500)
+
+    trail = AuditEvent.objects.filter(
+        Q(object_type="order", object_id=str(order.pk)) | Q(object_type="locate", object_id=str(locate.pk))
+    ).order_by("id")
+    actions = [action for action in trail.values_list("action", flat=True) if action != "locate.created"]
+    assert actions[:3] == ["order.created", "locate.reserved", "compliance.evaluated"]
 
 
 def test_short_sale_over_the_locate_is_blocked(place, account, aapl):
@@ -900,9 +914,14 @@ def test_one_evaluation_is_one_verdict_row_read_back_one_result_per_rule(place, 
     assert [(v.stage, v.outcome) for v in verdicts] == [("submit", "pass")]
     verdict = verdicts[0]
     assert [r["rule"] for r in verdict.results] == sorted(engine.registered_rules())
-    # Written by COPY (which the query log does not capture): no statement names a
-    # per-rule table, whatever the number of rules.
-    assert not [q["sql"] for q in queries.captured_queries if "compliance_compliance" in q["sql"]]
+    # One row, written with the order's other rows (or by COPY, which the query log
+    # does not capture): no statement names a per-rule table or view, and the verdict
+    # table is written one row of VALUES at most, whatever the number of rules.
+    named = [q["sql"] for q in queries.captured_queries if "compliance_compliance" in q["sql"]]
+    assert not [sql for sql in named if ComplianceResult._meta.db_table in sql]
+    for sql in named:
+        verdict_insert = sql.split('INSERT INTO "compliance_complianceverdict"')[1].split(";")[0]
+        assert verdict_insert.count("VALUES (") == 1 and "), (" not in verdict_insert
     # Read back one row per rule, numbered after the verdict, with the verdict's time.
     results = list(ComplianceResult.objects.filter(order=order).order_by("id"))
     assert [r.as_result() for r in results] == verdict.results
