@@ -245,6 +245,7 @@ def evaluate(
     covered: Iterable[str] = (),
     deferred: bool = False,
     cache: dict | None = None,
+    primed: dict | None = None,
 ) -> Evaluation:
     """Run all rules on ``order`` (with proposed ``changes`` for an amendment).
 
@@ -256,7 +257,9 @@ def evaluate(
 
     ``cache``: what the rules read, shared by the evaluations of one transaction (a
     basket's lines, under their accounts' locks); the caller reports each order it
-    enters after its evaluation with ``order_added`` so the next one sees it."""
+    enters after its evaluation with ``order_added`` so the next one sees it.
+    ``primed``: readings the caller made for this evaluation alone in its transaction
+    (the reference data's version, read with the account's lock), not shared."""
     changes = changes or {}
     check = Check(
         order=order,
@@ -267,7 +270,7 @@ def evaluate(
         venue=venue if venue is not None else (order.venue if order.venue_id else None),
         now=dt.datetime.now(dt.UTC),
         dry_run=dry_run,
-        cache={} if cache is None else cache,
+        cache=dict(primed or {}) if cache is None else cache,
         shared=cache is not None,
     )
     covered = frozenset(covered)

@@ -14,7 +14,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db.models import Max, Q
 
-from oms_site.prepared import PreparedRead
+from oms_site.prepared import PreparedRead, reads_together
 from orders.allocation import allocation_compute, allocation_weights
 from orders.models import WORKING_STATUSES, AccountExposure, Execution, Order, OrderStatus, Position, Security
 
@@ -95,16 +95,29 @@ def exposure_base(check: Check) -> dict:
     if base is not None:
         return base
     today = trading_day(check.now)
+    reads = [
+        (_POSITIONS, {"account_id": order.account_id}),
+        (_EXPOSURE, {"account_id": order.account_id, "today": today}),
+    ]
+    # The block orders that count toward their funds' exposure (working, or entered
+    # today: their fills count toward the daily limits), with whether each was entered
+    # today; the exposure trigger leaves blocks out (their row names one fund only).
+    # Read once per cache, whatever the account.
+    if "blocks" not in check.cache:
+        reads.append((_BLOCKS, {"day_start": _day_start(today)}))
+    position_rows, exposure_rows, *blocks = reads_together(*reads)
+    if blocks:
+        check.cache["blocks"] = [(block, trading_day(block.created_at) == today) for block in blocks[0]]
     references: dict[int, Decimal | None] = {}
     positions = {}
-    for security_id, quantity, reference in _POSITIONS.rows(account_id=order.account_id):
+    for security_id, quantity, reference in position_rows:
         positions[security_id] = quantity
         references[security_id] = reference
     base = {"positions": positions, "working": {}, "daily": {}, "references": references, "today": today}
-    for security_id, side, trade_date, *share, reference in _EXPOSURE.rows(account_id=order.account_id, today=today):
+    for security_id, side, trade_date, *share, reference in exposure_rows:
         exposure_adjust(base, security_id, side, trade_date == today, share)
         references[security_id] = reference
-    for block, today_block in _working_blocks(check, today):
+    for block, today_block in check.cache["blocks"]:
         if block.pk != order.pk:  # a block re-checked counts with its proposed terms
             for code, share in block_fund_shares(block):
                 if code == order.account.code:
@@ -121,18 +134,8 @@ def exposure_base(check: Check) -> dict:
     return base
 
 
-def _working_blocks(check: Check, today: dt.date) -> list[tuple[Order, bool]]:
-    """The block orders that count toward their funds' exposure (working, or entered
-    today: their fills count toward the daily limits), read once per cache; with each,
-    whether it was entered today. The exposure trigger leaves blocks out (their row
-    names one fund only)."""
-    blocks = check.cache.get("blocks")
-    if blocks is None:
-        zone = zoneinfo.ZoneInfo(settings.OMS_FIRM_TIME_ZONE)
-        day_start = dt.datetime.combine(today, dt.time(), tzinfo=zone)
-        blocks = [(block, trading_day(block.created_at) == today) for block in _BLOCKS.models(day_start=day_start)]
-        check.cache["blocks"] = blocks
-    return blocks
+def _day_start(today: dt.date) -> dt.datetime:
+    return dt.datetime.combine(today, dt.time(), tzinfo=zoneinfo.ZoneInfo(settings.OMS_FIRM_TIME_ZONE))
 
 
 def block_fund_shares(block) -> list[tuple[str, tuple[int, Decimal, int, Decimal]]]:
@@ -407,26 +410,16 @@ _OPPOSITE_FILL = PreparedRead(
 )
 
 
-def working_newest(check: Check, sides: tuple[str, ...]) -> int | None:
-    """The newest working order of the account in this security on one of
-    ``sides``, other than this order."""
+def opposite_newest(
+    check: Check, sides: tuple[str, ...], since: dt.datetime
+) -> tuple[int | None, tuple[int, int] | None]:
+    """Of the account's orders in this security on one of ``sides``, other than this
+    order: the newest working one, and the newest fill in effect since ``since`` as
+    (execution id, order id); read together."""
     order = check.order
-    rows = _OPPOSITE_WORKING.rows(
-        account_id=order.account_id, security_id=order.security_id, exclude=order.pk or 0, sides=tuple(sides)
+    mine = {"account_id": order.account_id, "security_id": order.security_id, "exclude": order.pk or 0}
+    working, fill = reads_together(
+        (_OPPOSITE_WORKING, {**mine, "sides": tuple(sides)}),
+        (_OPPOSITE_FILL, {**mine, "since": since, "sides": tuple(sides)}),
     )
-    return rows[0][0] if rows else None
-
-
-def fill_newest(check: Check, sides: tuple[str, ...], since: dt.datetime) -> tuple[int, int] | None:
-    """The newest fill in effect since ``since`` of the account's orders in this
-    security on one of ``sides``, other than this order's, as (execution id, order
-    id)."""
-    order = check.order
-    rows = _OPPOSITE_FILL.rows(
-        account_id=order.account_id,
-        security_id=order.security_id,
-        since=since,
-        exclude=order.pk or 0,
-        sides=tuple(sides),
-    )
-    return rows[0] if rows else None
+    return (working[0][0] if working else None), (fill[0] if fill else None)

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 from django.db import connection
 
+from oms_site.prepared import RawRead
+
 from .models import KillSwitch, ListEntry, RestrictedEntry, RuleSetting, Scope, WatchEntry
 from .selectors import kill_switches_active
 
@@ -106,17 +108,30 @@ _held: tuple[int, References] | None = None
 def references_current(cache: dict) -> References | None:
     """The reference data as of this transaction, once per shared ``cache`` (a check,
     or a basket's lines); None where the database keeps no version (read the tables)."""
-    if "references" in cache:
-        return cache["references"]
-    references = None
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT version FROM compliance_reference_version WHERE id = 1")
-            row = cursor.fetchone()
-        if row is not None:
-            references = _references_of(row[0])
-    cache["references"] = references
-    return references
+    if "references" not in cache:
+        read = reference_version_read()
+        if read is None:
+            cache["references"] = None
+        else:
+            with connection.cursor() as cursor:
+                cursor.execute(read.sql, read.params)
+                references_prime(cache, cursor.fetchall())
+    return cache["references"]
+
+
+def reference_version_read() -> RawRead | None:
+    """The statement ``references_current`` reads the version by, for a caller to send
+    with its own reads in the same transaction (``references_prime`` takes its
+    rows); None where the database keeps no version."""
+    if connection.vendor != "postgresql":
+        return None
+    return RawRead("SELECT version FROM compliance_reference_version WHERE id = 1")
+
+
+def references_prime(cache: dict, rows: list[tuple]) -> None:
+    """Set ``cache``'s reference data from the rows of ``reference_version_read``,
+    read in the caller's transaction."""
+    cache["references"] = _references_of(rows[0][0]) if rows else None
 
 
 def _references_of(version: int) -> References:

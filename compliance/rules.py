@@ -27,7 +27,7 @@ from orders.models import (
 
 from .engine import Check, RuleVerdict, rule_register
 from .models import KillSwitch, Locate, LocateUse, Outcome, RestrictedEntry, ReviewItem, RuleName, WatchEntry
-from .readings import account_exposure, fill_newest, order_twin, recent_fills, recent_orders, working_newest
+from .readings import account_exposure, opposite_newest, order_twin, recent_fills, recent_orders
 from .references import references_current
 from .selectors import kill_switches_active as kill_switches_active_read
 
@@ -366,8 +366,8 @@ def wash_trade(check: Check) -> RuleVerdict:
         order = check.order
         if check.shared:
             working = recent_orders(check, since).working(opposite, order.pk)
-        else:  # one order: the one row it needs
-            working = working_newest(check, opposite)
+        else:  # one order: the one row each needs
+            working, fill = opposite_newest(check, opposite, since)
         if working is not None:
             return (
                 "wash_trade",
@@ -382,8 +382,6 @@ def wash_trade(check: Check) -> RuleVerdict:
                 ),
                 default=None,
             )
-        else:
-            fill = fill_newest(check, opposite, since)
         if fill is not None:
             return (
                 "wash_trade",

@@ -204,17 +204,22 @@ def rows_batch_send() -> None:
     statements: list[str] = []
     params: list[Any] = []
     for model, keyed, rows in batch:
-        fields = [f for f in model._meta.concrete_fields if keyed or not f.primary_key]
-        placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
-        statements.append(
-            f"INSERT INTO {_quote(model._meta.db_table)} ({', '.join(_quote(f.column) for f in fields)}) "
-            f"VALUES {', '.join([placeholders] * len(rows))}"
-        )
+        statements.append(_values_insert(model, keyed, len(rows)))
         for row in rows:
             params.extend(row)
     batch.clear()
     with connection.cursor() as cursor:
         cursor.execute(";\n".join(statements), params)
+
+
+@cache
+def _values_insert(model: type[Model], keyed: bool, count: int) -> str:
+    fields = [f for f in model._meta.concrete_fields if keyed or not f.primary_key]
+    placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    return (
+        f"INSERT INTO {_quote(model._meta.db_table)} ({', '.join(_quote(f.column) for f in fields)}) "
+        f"VALUES {', '.join([placeholders] * count)}"
+    )
 
 
 def _ids_set(objs: list[Model], rows: list[tuple]) -> None:

@@ -22,6 +22,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -82,32 +83,32 @@ class PreparedRead:
 
     def rows(self, **arguments: Any) -> list[tuple]:
         """The result rows as ``values_list`` gives them."""
-        compiled, params = self._compiled_for(arguments)
-        if compiled.field_names is not None:
+        if self._compiled_for(dict(arguments))[0].field_names is not None:
             raise ImproperlyConfigured("This read gives model instances: use models().")
-        return self._run(compiled, params)
+        return reads_together((self, arguments))[0]
 
     def models(self, **arguments: Any) -> list[Model]:
         """The result rows as model instances, as the queryset would give them."""
-        compiled, params = self._compiled_for(arguments)
-        if compiled.field_names is None:
+        if self._compiled_for(dict(arguments))[0].field_names is None:
             raise ImproperlyConfigured("This read gives value tuples: use rows().")
-        model = self._model
-        alias = connection.alias
-        return [model.from_db(alias, compiled.field_names, row) for row in self._run(compiled, params)]
+        return reads_together((self, arguments))[0]
 
-    def _run(self, compiled: _Compiled, params: dict[str, Any]) -> list[tuple]:
+    def _statement(self, arguments: dict[str, Any]) -> tuple[_Compiled, list[Any]]:
+        compiled, params = self._compiled_for(dict(arguments))
         values = list(compiled.params)
         for (name, index), positions in compiled.slots.items():
             adapted = _adapt(params[name] if index is None else params[name][index])
             for position in positions:
                 values[position] = adapted
-        with connection.cursor() as cursor:
-            cursor.execute(compiled.sql, values)
-            rows = cursor.fetchall()
+        return compiled, values
+
+    def _result(self, compiled: _Compiled, rows: list[tuple]) -> list:
         if compiled.converters:
             rows = [self._convert(row, compiled.converters) for row in rows]
-        return rows
+        if compiled.field_names is None:
+            return rows
+        model, alias = self._model, connection.alias
+        return [model.from_db(alias, compiled.field_names, row) for row in rows]
 
     @staticmethod
     def _convert(row: tuple, converters: dict[int, tuple[list, Any]]) -> tuple:
@@ -196,3 +197,42 @@ class PreparedRead:
             converters=compiler.get_converters(columns),
             field_names=field_names,
         )
+
+
+@dataclass(frozen=True)
+class RawRead:
+    """A statement of the caller's own (``%s`` placeholders), to send with prepared
+    reads; its rows as the cursor gives them."""
+
+    sql: str
+    params: tuple = ()
+
+
+def reads_together(*reads: tuple[PreparedRead, dict[str, Any]] | RawRead) -> list[list]:
+    """Several reads (each a prepared read with its arguments, or a ``RawRead``) in
+    one round trip on PostgreSQL, run in the order given: one execute of their
+    statements, each result as ``rows()`` or ``models()`` of that read gives it.
+    Elsewhere one after the other."""
+    statements: list[tuple[str, list[Any], Callable[[list[tuple]], list]]] = []
+    for read in reads:
+        if isinstance(read, RawRead):
+            statements.append((read.sql, list(read.params), list))
+        else:
+            prepared, arguments = read
+            compiled, values = prepared._statement(arguments)
+            statements.append((compiled.sql, values, partial(prepared._result, compiled)))
+    results: list[list] = []
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql" and len(statements) > 1:
+            cursor.execute(
+                ";\n".join(sql for sql, _, _ in statements), [value for _, values, _ in statements for value in values]
+            )
+            for index, (_, _, result) in enumerate(statements):
+                if index:
+                    cursor.nextset()
+                results.append(result(cursor.fetchall()))
+            return results
+        for sql, values, result in statements:
+            cursor.execute(sql, values)
+            results.append(result(cursor.fetchall()))
+    return results

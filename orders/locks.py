@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.db.models import Q
 
-from oms_site.prepared import PreparedRead
+from oms_site.prepared import PreparedRead, RawRead, reads_together
 
 from .models import Account, Order, Position
 
@@ -16,10 +16,18 @@ def account_lock(*, account_id: int) -> Account:
     account's positions and running exposure under this lock). FOR NO KEY UPDATE:
     it serialises the account's writers without blocking the foreign-key checks of
     rows that merely name the account (a position, an exposure row)."""
-    locked = _ACCOUNT_LOCK.models(account_id=account_id)
+    return account_lock_then(account_id=account_id)[0]
+
+
+def account_lock_then(*, account_id: int, reads: tuple[RawRead, ...] = ()) -> tuple[Account, list[list[tuple]]]:
+    """``account_lock``, then ``reads`` under the lock, in one round trip (on
+    PostgreSQL: the statements after the first run once it holds the row, and see
+    what the lock's previous holder committed). Returns the account and the rows of
+    each read."""
+    locked, *rows = reads_together((_ACCOUNT_LOCK, {"account_id": account_id}), *reads)
     if not locked:
         raise Account.DoesNotExist(f"No account {account_id}.")
-    return locked[0]
+    return locked[0], rows
 
 
 _ACCOUNT_LOCK = PreparedRead(

@@ -14,7 +14,7 @@ from audit.models import AuditEvent
 from audit.selectors import audit_events_for_object
 from compliance.models import OverrideRequest
 from oms_site.errors import NotFound
-from oms_site.prepared import PreparedRead
+from oms_site.prepared import PreparedRead, reads_together
 from oms_site.roles import API_CLIENT_GROUP, MIDDLE_OFFICE_GROUP, PORTFOLIO_MANAGER_GROUP, TRADER_GROUP
 
 from .models import (
@@ -40,11 +40,17 @@ def user_is_portfolio_manager(user) -> bool:
     they see only their own. Read once per user object."""
     if not getattr(user, "is_authenticated", False) or user.is_superuser:
         return False
-    cached = getattr(user, "_oms_is_portfolio_manager", None)
-    if cached is None:
-        cached = bool(_PORTFOLIO_MANAGER.rows(user_id=user.pk))
-        user._oms_is_portfolio_manager = cached
-    return cached
+    if _portfolio_manager_unknown(user):
+        user._oms_is_portfolio_manager = bool(_PORTFOLIO_MANAGER.rows(user_id=user.pk))
+    return user._oms_is_portfolio_manager
+
+
+def _portfolio_manager_unknown(user) -> bool:
+    return (
+        getattr(user, "is_authenticated", False)
+        and not user.is_superuser
+        and getattr(user, "_oms_is_portfolio_manager", None) is None
+    )
 
 
 _PORTFOLIO_MANAGER = PreparedRead(
@@ -93,13 +99,29 @@ _ACCOUNTS_TRADABLE = PreparedRead(
 )
 
 
-def accounts_tradable_get(*, user, codes: Iterable[str]) -> dict[str, Account]:
-    """The active accounts of ``codes`` the user may trade, by code."""
-    codes = list(codes)
-    if not codes:
-        return {}
-    accounts = _ACCOUNTS_TRADABLE.models(user_id=user.pk, codes=codes, superuser=bool(user.is_superuser))
-    return {account.code: account for account in accounts}
+def accounts_and_securities_get(
+    *, user, codes: Iterable[str], symbols: Iterable[str]
+) -> tuple[dict[str, Account], dict[str, Security]]:
+    """The active accounts of ``codes`` the user may trade, by code, and the active
+    securities of ``symbols`` by symbol (matched in upper case, as one is): what a
+    submission names, read together."""
+    codes, symbols = list(codes), sorted({symbol.upper() for symbol in symbols})
+    reads = []
+    if codes:
+        reads.append((_ACCOUNTS_TRADABLE, {"user_id": user.pk, "codes": codes, "superuser": bool(user.is_superuser)}))
+    if symbols:
+        reads.append((_SECURITIES, {"symbols": symbols}))
+    # Whether the user is a portfolio manager (their orders wait for a trader), which
+    # the submission asks next: read with the rest when not known yet.
+    role_unknown = user is not None and _portfolio_manager_unknown(user)
+    if role_unknown:
+        reads.append((_PORTFOLIO_MANAGER, {"user_id": user.pk}))
+    results = iter(reads_together(*reads)) if reads else iter(())
+    accounts = {account.code: account for account in next(results)} if codes else {}
+    securities = {security.symbol: security for security in next(results)} if symbols else {}
+    if role_unknown:
+        user._oms_is_portfolio_manager = bool(next(results))
+    return accounts, securities
 
 
 def order_list(*, user, filters: dict[str, Any] | None = None, sort: str | None = None) -> QuerySet[Order]:
@@ -292,12 +314,6 @@ def position_list(*, user, account: str | None = None, symbol: str | None = None
 
 def security_get(*, symbol: str) -> Security | None:
     return Security.objects.filter(symbol=symbol.upper(), active=True).first()
-
-
-def securities_get(*, symbols: Iterable[str]) -> dict[str, Security]:
-    """Active securities by symbol (symbols are matched in upper case, as one is)."""
-    symbols = {symbol.upper() for symbol in symbols}
-    return {security.symbol: security for security in _SECURITIES.models(symbols=sorted(symbols))} if symbols else {}
 
 
 _SECURITIES = PreparedRead(lambda symbols: Security.objects.filter(symbol__in=symbols, active=True), symbols=["A"])

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from oms_site.prepared import PreparedRead
+from oms_site.prepared import PreparedRead, reads_together
 from orders.models import Account, Security
 
 from .factories import AccountFactory, SecurityFactory
@@ -96,6 +96,24 @@ def test_a_shape_is_compiled_apart_and_a_parameter_it_does_not_use_is_ignored(se
     assert read.rows(price=Decimal("7.00"), priced=True) == [("DDD",)]
 
 
+def test_reads_sent_together_give_what_each_gives_alone_in_one_statement(securities, django_assert_num_queries):
+    models = PreparedRead(_securities, symbols=["A"])
+    values = PreparedRead(
+        lambda low: Security.objects.filter(reference_price__gte=low).order_by("symbol").values_list("symbol"),
+        low=Decimal("1"),
+    )
+    empty = PreparedRead(lambda pk: Security.objects.filter(pk=pk).values_list("symbol"), pk=1)
+    alone = [models.models(symbols=["AAA", "BBB"]), values.rows(low=Decimal("5")), empty.rows(pk=0)]
+
+    with django_assert_num_queries(1):
+        together = reads_together(
+            (models, {"symbols": ["AAA", "BBB"]}), (values, {"low": Decimal("5")}), (empty, {"pk": 0})
+        )
+
+    assert [[s.pk for s in together[0]], *together[1:]] == [[s.pk for s in alone[0]], *alone[1:]]
+    assert together[1] == [("AAA",), ("DDD",)] and together[2] == []
+
+
 def test_select_for_update_and_limits_are_kept(
     securities, django_assert_num_queries, django_capture_on_commit_callbacks
 ):
@@ -140,12 +158,13 @@ SQLITE_SCRIPT = textwrap.dedent(
     from compliance.models import RuleSetting
     from orders.models import Account, Order, Position
     from orders.services import order_submit
-    from orders.selectors import accounts_tradable_get, securities_get
-    from oms_site.prepared import PreparedRead
+    from orders.selectors import accounts_and_securities_get
+    from oms_site.prepared import PreparedRead, reads_together
 
     trader = get_user_model().objects.get(username="trader1")
-    assert sorted(accounts_tradable_get(user=trader, codes=["ACC-1", "ACC-2", "ACC-3"])) == ["ACC-1", "ACC-2"]
-    aapl = securities_get(symbols=["aapl"])["AAPL"]
+    accounts, securities = accounts_and_securities_get(user=trader, codes=["ACC-1", "ACC-2", "ACC-3"], symbols=["msft"])
+    assert (sorted(accounts), sorted(securities)) == (["ACC-1", "ACC-2"], ["MSFT"])
+    aapl = accounts_and_securities_get(user=trader, codes=[], symbols=["aapl"])[1]["AAPL"]
     assert isinstance(aapl.reference_price, Decimal) and aapl.reference_price_at.tzinfo is not None
     since = PreparedRead(
         lambda at: Order.objects.filter(created_at__gte=at).values_list("pk", "limit_price", "created_at"),

@@ -63,6 +63,7 @@ def block_evaluate(
     deferred: bool = False,
     covered=(),
     venue: Any = None,
+    primed: dict | None = None,
 ) -> Evaluation:
     """Every rule on every fund's share of the block (a fund whose share rounds to
     nothing is not checked: nothing of the block would be booked to it). The funds'
@@ -73,7 +74,7 @@ def block_evaluate(
     quantity = changes.get("quantity") or order.quantity
     targets = order.allocation_targets
     accounts = {account.code: account for account in Account.objects.filter(code__in=[t["account"] for t in targets])}
-    cache: dict = {}
+    cache = dict(primed or {})
     results: list[RuleResult] = []
     commits = []
     for code, share in fund_shares(quantity=quantity, lot_size=order.security.lot_size, targets=targets):

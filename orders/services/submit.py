@@ -16,19 +16,21 @@ from django.utils import timezone
 
 from audit.services import actor_name, audit_events_store
 from compliance import engine as compliance_engine
+from compliance import references as compliance_references
 from compliance import selectors as compliance_selectors
 from compliance.models import ComplianceVerdict, Outcome
 from oms_site.db import rows_batch, rows_insert, rows_update
 from oms_site.errors import InvalidInput
+from oms_site.prepared import RawRead
 from routing import selectors as routing_selectors
 from routing import services as routing_services
 from routing.fix import codec
 from routing.models import Venue
 
 from ..allocation import allocation_targets_validate
-from ..locks import account_lock, accounts_lock
+from ..locks import account_lock_then, accounts_lock
 from ..models import Account, Order, OrderRequest, OrderStatus, OrderType, Origin, Security, Side, TimeInForce
-from ..selectors import accounts_tradable_get, securities_get, user_is_portfolio_manager
+from ..selectors import accounts_and_securities_get, user_is_portfolio_manager
 from ._common import cl_ord_id_next, order_audit, order_audit_build, order_terms, price_parse, quantity_check
 from .blocks import order_evaluate
 
@@ -52,9 +54,10 @@ def submission_references(
     account_codes = {code for code in account_codes if isinstance(code, str)}
     symbols = {symbol for symbol in symbols if isinstance(symbol, str) and symbol}
     venue_codes = {code for code in venue_codes if isinstance(code, str) and code}
+    accounts, securities = accounts_and_securities_get(user=user, codes=account_codes, symbols=symbols)
     return SubmissionReferences(
-        accounts=accounts_tradable_get(user=user, codes=account_codes),
-        securities=securities_get(symbols=symbols) if symbols else {},
+        accounts=accounts,
+        securities=securities,
         venues=routing_selectors.venues_get_enabled(codes=venue_codes) if venue_codes else {},
     )
 
@@ -315,16 +318,22 @@ def order_create(clean: dict[str, Any], *, user, origin: str, parent: Order | No
     takes the same ones). Returns ``(order, created)``."""
     actor = actor_name(user)
     with transaction.atomic():
-        targets = clean.get("allocation_targets")
-        if targets:  # a block consumes each fund's limits: every fund's lock, in id order
-            accounts_lock(codes=[line["account"] for line in targets])
-        else:
-            account_lock(account_id=clean["account"].pk)
         order = order_build(clean, user=user, origin=origin)
         order.parent = parent
         # Under the account's lock no one else can enter this account's order with
         # this ClOrdID, so looking first is race-free (no savepoint needed).
-        existing_id = order_id_reserve(order)
+        targets = clean.get("allocation_targets")
+        primed: dict = {}  # what compliance would read first: here, its reference data's version
+        if targets:  # a block consumes each fund's limits: every fund's lock, in id order
+            accounts_lock(codes=[line["account"] for line in targets])
+            existing_id = order_id_reserve(order)
+        else:  # the lock, the id and the version compliance checks, in one round trip
+            version = compliance_references.reference_version_read()
+            reads = (_id_reservation(order), *([version] if version else []))
+            _, (reservation, *versions) = account_lock_then(account_id=clean["account"].pk, reads=reads)
+            existing_id = _id_reserved(order, reservation[0])
+            if version:
+                compliance_references.references_prime(primed, versions[0])
         if existing_id is not None:
             return Order.objects.get(pk=existing_id), False
         # Every step runs on the order in memory; it is inserted once, in the state
@@ -332,7 +341,7 @@ def order_create(clean: dict[str, Any], *, user, origin: str, parent: Order | No
         writes = SubmitWrites(deferred=True)
         details = {"origin": origin} if parent is None else {"origin": origin, "parent": parent.pk}
         writes.audit(order, actor=actor, action="order.created", details=details)
-        evaluation = order_evaluate(order=order, stage="submit", user=user, deferred=True)
+        evaluation = order_evaluate(order=order, stage="submit", user=user, deferred=True, primed=primed)
         evaluated = len(writes.events_pending())
         order_compliance_outcome(order, evaluation, actor=actor, writes=writes)
         with rows_batch():  # the order and every row of its steps in one round trip
@@ -381,20 +390,26 @@ def order_id_reserve(order: Order) -> int | None:
     events name it), or return the id of the account's order that already has its
     ClOrdID. One statement on PostgreSQL; the caller holds the account's lock."""
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence('orders_order', 'id')), "
-                "(SELECT id FROM orders_order WHERE account_id = %s AND client_order_id = %s)",
-                [order.account_id, order.client_order_id],
-            )
-            reserved, existing = cursor.fetchone()
-        else:  # the embedded database: one writer at a time, so the next id is free
-            cursor.execute(
-                "SELECT (SELECT COALESCE(MAX(id), 0) + 1 FROM orders_order), "
-                "(SELECT id FROM orders_order WHERE account_id = %s AND client_order_id = %s)",
-                [order.account_id, order.client_order_id],
-            )
-            reserved, existing = cursor.fetchone()
+        reservation = _id_reservation(order)
+        cursor.execute(reservation.sql, reservation.params)
+        return _id_reserved(order, cursor.fetchone())
+
+
+def _id_reservation(order: Order) -> RawRead:
+    """The statement of ``order_id_reserve``: the next order id, and the id of the
+    account's order with this ClOrdID if there is one."""
+    if connection.vendor == "postgresql":
+        reserve = "SELECT nextval(pg_get_serial_sequence('orders_order', 'id')), "
+    else:  # the embedded database: one writer at a time, so the next id is free
+        reserve = "SELECT (SELECT COALESCE(MAX(id), 0) + 1 FROM orders_order), "
+    return RawRead(
+        reserve + "(SELECT id FROM orders_order WHERE account_id = %s AND client_order_id = %s)",
+        (order.account_id, order.client_order_id),
+    )
+
+
+def _id_reserved(order: Order, row: tuple) -> int | None:
+    reserved, existing = row
     if existing is None:
         order.pk = reserved
     return existing
