@@ -26,6 +26,7 @@ from django.db.models import Q
 
 from audit.services import actor_name, audit_event_build, audit_events_store
 from oms_site.db import rows_batch_send, rows_insert
+from oms_site.prepared import reads_together
 
 from .models import SCOPE_PRECEDENCE, ComplianceVerdict, Outcome, RuleSetting, Scope
 from .references import references_current
@@ -273,6 +274,8 @@ def evaluate(
         cache=dict(primed or {}) if cache is None else cache,
         shared=cache is not None,
     )
+    if stage == "submit" and not check.shared:
+        _prefetch(check)
     covered = frozenset(covered)
     results: list[RuleResult] = []
     commits: list[Callable[[str], None]] = []
@@ -361,6 +364,28 @@ def evaluation_event_build(evaluation: Evaluation, *, order: Any):
             ],
         },
     )
+
+
+# For one order's submission, what the rules will read, sent in one round trip before
+# they run (``prefetch_register``).
+Prefetch = Callable[["Check"], list[tuple[list, Callable[[list[list]], None]]]]
+_PREFETCHES: list[Prefetch] = []
+
+
+def prefetch_register(prefetch: Prefetch) -> None:
+    """A reading a rule makes of one order's submission, to be sent with the others
+    in one round trip before the rules run: ``prefetch(check)`` returns, for each
+    reading the rules will want and the check's cache does not hold, its reads
+    (``oms_site.prepared``) and a function that keeps their results in the cache,
+    where the rule finds them. Nothing when the rules would not read."""
+    _PREFETCHES.append(prefetch)
+
+
+def _prefetch(check: Check) -> None:
+    wanted = [item for prefetch in _PREFETCHES for item in prefetch(check)]
+    results = iter(reads_together(*(read for reads, _ in wanted for read in reads)) if wanted else ())
+    for reads, keep in wanted:
+        keep([next(results) for _ in reads])
 
 
 _ORDER_ADDED: list[Callable[[dict, Any], None]] = []

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from collections.abc import Callable
 from decimal import Decimal
+from functools import partial
 
 from django.conf import settings
 from django.db.models import Max, Q
 
 from oms_site.prepared import PreparedRead, reads_together
 from orders.allocation import allocation_compute, allocation_weights
-from orders.models import WORKING_STATUSES, AccountExposure, Execution, Order, OrderStatus, Position, Security
+from orders.models import WORKING_STATUSES, AccountExposure, Execution, Order, OrderStatus, Position, Security, Side
 
-from .engine import Check, order_added_register
+from .engine import Check, order_added_register, prefetch_register
+from .models import RuleName
 
 S = OrderStatus
 
@@ -89,11 +92,15 @@ def exposure_base(check: Check) -> dict:
     notional, unpriced leaves]; ``today`` maps security to [priced notional,
     unpriced leaves, filled notional] of the orders entered today (the firm's
     trading day, ``trading_day``)."""
-    order = check.order
-    key = ("exposure", order.account_id)
-    base = check.cache.get(key)
+    base = check.cache.get(("exposure", check.order.account_id))
     if base is not None:
         return base
+    reads = _exposure_reads(check)
+    return _exposure_keep(check, reads_together(*reads))
+
+
+def _exposure_reads(check: Check) -> list:
+    order = check.order
     today = trading_day(check.now)
     reads = [
         (_POSITIONS, {"account_id": order.account_id}),
@@ -105,7 +112,15 @@ def exposure_base(check: Check) -> dict:
     # Read once per cache, whatever the account.
     if "blocks" not in check.cache:
         reads.append((_BLOCKS, {"day_start": _day_start(today)}))
-    position_rows, exposure_rows, *blocks = reads_together(*reads)
+    return reads
+
+
+def _exposure_keep(check: Check, results: list[list]) -> dict:
+    """The reading of ``exposure_base`` from the results of ``_exposure_reads``."""
+    order = check.order
+    today = trading_day(check.now)
+    key = ("exposure", order.account_id)
+    position_rows, exposure_rows, *blocks = results
     if blocks:
         check.cache["blocks"] = [(block, trading_day(block.created_at) == today) for block in blocks[0]]
     references: dict[int, Decimal | None] = {}
@@ -359,20 +374,34 @@ _TWIN = PreparedRead(
 def order_twin(check: Check, since: dt.datetime, family: int | None) -> int | None:
     """The newest order of the account with this order's terms entered since
     ``since``, not of ``family`` (the order's parent and its children)."""
+    key = ("twin", since, family)
+    if key not in check.cache:
+        _twin_keep(check, key, reads_together(_twin_read(check, since, family)))
+    return check.cache[key]
+
+
+def _twin_read(check: Check, since: dt.datetime, family: int | None) -> tuple:
     order = check.order
-    rows = _TWIN.rows(
-        account_id=order.account_id,
-        security_id=order.security_id,
-        side=order.side,
-        quantity=check.quantity,
-        limit_price=check.limit_price if check.limit_price is not None else Decimal(0),
-        since=since,
-        exclude=order.pk or 0,
-        family=family or 0,
-        priced=check.limit_price is not None,
-        in_family=family is not None,
+    return (
+        _TWIN,
+        {
+            "account_id": order.account_id,
+            "security_id": order.security_id,
+            "side": order.side,
+            "quantity": check.quantity,
+            "limit_price": check.limit_price if check.limit_price is not None else Decimal(0),
+            "since": since,
+            "exclude": order.pk or 0,
+            "family": family or 0,
+            "priced": check.limit_price is not None,
+            "in_family": family is not None,
+        },
     )
-    return rows[0][0] if rows else None
+
+
+def _twin_keep(check: Check, key: tuple, results: list[list]) -> None:
+    (rows,) = results
+    check.cache[key] = rows[0][0] if rows else None
 
 
 _OPPOSITE_WORKING = PreparedRead(
@@ -416,10 +445,54 @@ def opposite_newest(
     """Of the account's orders in this security on one of ``sides``, other than this
     order: the newest working one, and the newest fill in effect since ``since`` as
     (execution id, order id); read together."""
+    key = ("opposite", tuple(sides), since)
+    if key not in check.cache:
+        reads = _opposite_reads(check, tuple(sides), since)
+        _opposite_keep(check, key, reads_together(*reads))
+    return check.cache[key]
+
+
+def _opposite_reads(check: Check, sides: tuple[str, ...], since: dt.datetime) -> list:
     order = check.order
     mine = {"account_id": order.account_id, "security_id": order.security_id, "exclude": order.pk or 0}
-    working, fill = reads_together(
-        (_OPPOSITE_WORKING, {**mine, "sides": tuple(sides)}),
-        (_OPPOSITE_FILL, {**mine, "since": since, "sides": tuple(sides)}),
-    )
-    return (working[0][0] if working else None), (fill[0] if fill else None)
+    return [(_OPPOSITE_WORKING, {**mine, "sides": sides}), (_OPPOSITE_FILL, {**mine, "since": since, "sides": sides})]
+
+
+def _opposite_keep(check: Check, key: tuple, results: list[list]) -> None:
+    working, fill = results
+    check.cache[key] = (working[0][0] if working else None), (fill[0] if fill else None)
+
+
+EXPOSURE_RULES = (RuleName.POSITION_LIMIT, RuleName.GROSS_NOTIONAL, RuleName.NET_NOTIONAL, RuleName.DAILY_NOTIONAL)
+
+
+def readings_prefetch(check: Check) -> list[tuple[list, Callable[[list[list]], None]]]:
+    """What the limit, duplicate and wash-trade rules will read for one order's
+    submission (``compliance.engine.prefetch_register``), by the same functions and
+    keys they read by: the exposure, and the one row per setting's window the
+    duplicate and wash-trade rules need."""
+    order, wanted = check.order, []
+    if ("exposure", order.account_id) not in check.cache and any(check.settings_for(r) for r in EXPOSURE_RULES):
+        wanted.append((_exposure_reads(check), partial(_exposure_keep, check)))
+    for setting in check.settings_for(RuleName.DUPLICATE_ORDER):
+        if setting.window_seconds is not None:
+            since = check.now - dt.timedelta(seconds=setting.window_seconds)
+            key = ("twin", since, order.parent_id)
+            if key not in check.cache:
+                wanted.append(([_twin_read(check, since, order.parent_id)], partial(_twin_keep, check, key)))
+    sides = opposite_sides(order.side)
+    for setting in check.settings_for(RuleName.WASH_TRADE):
+        if setting.window_seconds is not None:
+            since = check.now - dt.timedelta(seconds=setting.window_seconds)
+            key = ("opposite", sides, since)
+            if key not in check.cache:
+                wanted.append((_opposite_reads(check, sides, since), partial(_opposite_keep, check, key)))
+    return wanted
+
+
+def opposite_sides(side: str) -> tuple[str, ...]:
+    """The sides a wash trade with an order on ``side`` would be on."""
+    return (Side.SELL, Side.SELL_SHORT) if side == Side.BUY else (Side.BUY,)
+
+
+prefetch_register(readings_prefetch)

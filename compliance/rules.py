@@ -17,6 +17,7 @@ from django.db import connection
 from django.db.models import Q
 
 from audit.services import actor_name, audit_event_record
+from oms_site.prepared import RawRead, reads_together
 from orders.models import (
     WORKING_STATUSES,
     Order,
@@ -25,9 +26,9 @@ from orders.models import (
     Side,
 )
 
-from .engine import Check, RuleVerdict, rule_register
+from .engine import Check, RuleVerdict, prefetch_register, rule_register
 from .models import KillSwitch, Locate, LocateUse, Outcome, RestrictedEntry, ReviewItem, RuleName, WatchEntry
-from .readings import account_exposure, opposite_newest, order_twin, recent_fills, recent_orders
+from .readings import account_exposure, opposite_newest, opposite_sides, order_twin, recent_fills, recent_orders
 from .references import references_current
 from .selectors import kill_switches_active as kill_switches_active_read
 
@@ -359,7 +360,7 @@ def duplicate_order(check: Check) -> RuleVerdict:
 
 @rule(RuleName.WASH_TRADE)
 def wash_trade(check: Check) -> RuleVerdict:
-    opposite = SELL_SIDES if check.order.side == Side.BUY else (Side.BUY,)
+    opposite = opposite_sides(check.order.side)
 
     def one(setting):
         since = check.now - dt.timedelta(seconds=setting.window_seconds)
@@ -491,26 +492,66 @@ def _message_count(check: Check, window_seconds: int, *, by_account: bool) -> in
     if check.stage == "amend":  # the order's own entry counts too: not shared
         return _message_counts_read(check, [(by_account, window_seconds)])[(by_account, window_seconds)]
 
-    def key(by_account: bool, window_seconds: int) -> tuple:  # the same for each line of a basket
-        who = check.order.account_id if by_account else getattr(check.trader, "pk", None)
-        return ("messages", by_account, who, window_seconds, check.order.basket_id)
+    key = _message_key(check, by_account, window_seconds)
+    if key not in check.cache:
+        wanted = sorted({(by_account, window_seconds)} | _rate_windows(check))
+        _message_counts_keep(check, wanted, _message_counts_read(check, wanted))
+    return check.cache[key]
 
-    if key(by_account, window_seconds) not in check.cache:
-        wanted = {(by_account, window_seconds)} | {
-            (rule_by_account, setting.window_seconds)
-            for rule_name, rule_by_account in _RATE_RULES.items()
-            for setting in check.settings_for(rule_name)
-            if setting.window_seconds is not None
-        }
-        for (by, window), count in _message_counts_read(check, sorted(wanted)).items():
-            check.cache.setdefault(key(by, window), count)
-    return check.cache[key(by_account, window_seconds)]
+
+def _message_key(check: Check, by_account: bool, window_seconds: int) -> tuple:
+    """Where a count is kept in the check's cache: the same for each line of a basket."""
+    who = check.order.account_id if by_account else getattr(check.trader, "pk", None)
+    return ("messages", by_account, who, window_seconds, check.order.basket_id)
+
+
+def _rate_windows(check: Check) -> set[tuple[bool, int]]:
+    """Every (by account, window seconds) the two rate rules count for this check."""
+    return {
+        (rule_by_account, setting.window_seconds)
+        for rule_name, rule_by_account in _RATE_RULES.items()
+        for setting in check.settings_for(rule_name)
+        if setting.window_seconds is not None
+    }
+
+
+def _message_counts_keep(check: Check, wanted: list[tuple[bool, int]], counts: dict) -> None:
+    for by_account, window_seconds in wanted:
+        check.cache.setdefault(_message_key(check, by_account, window_seconds), counts[(by_account, window_seconds)])
+
+
+def _rate_prefetch(check: Check) -> list[tuple[list, Callable[[list[list]], None]]]:
+    """The counts the rate rules will read for one order's submission
+    (``compliance.engine.prefetch_register``)."""
+    wanted = sorted(w for w in _rate_windows(check) if _message_key(check, *w) not in check.cache)
+    read, counted = _message_counts_statement(check, wanted)
+    if read is None:
+        return []
+
+    def keep(results: list[list]) -> None:
+        _message_counts_keep(check, wanted, _message_counts_of(wanted, counted, results[0]))
+
+    return [([read], keep)]
 
 
 def _message_counts_read(check: Check, wanted: list[tuple[bool, int]]) -> dict[tuple[bool, int], int]:
     """The message counts for each (by account, window seconds) in ``wanted``, in one
-    statement: per count, the orders entered (a basket's once) and the cancel and
-    replace requests."""
+    statement (``_message_counts_statement``)."""
+    read, counted = _message_counts_statement(check, wanted)
+    return _message_counts_of(wanted, counted, reads_together(read)[0] if read is not None else [])
+
+
+def _message_counts_of(wanted: list[tuple[bool, int]], counted: list[tuple[bool, int]], rows: list[tuple]) -> dict:
+    counts = {key: 0 for key in wanted}
+    if counted:
+        counts.update(zip(counted, rows[0], strict=True))
+    return counts
+
+
+def _message_counts_statement(check: Check, wanted: list[tuple[bool, int]]) -> tuple[RawRead | None, list]:
+    """The statement counting, for each (by account, window seconds) in ``wanted``,
+    the orders entered (a basket's once) and the cancel and replace requests; with
+    the counts it gives, in its column order (none by trader without one)."""
     order_table, request_table = Order._meta.db_table, OrderRequest._meta.db_table
     trader = check.trader
     trader_id = trader.pk if trader is not None and getattr(trader, "pk", None) else None
@@ -547,12 +588,7 @@ def _message_counts_read(check: Check, wanted: list[tuple[bool, int]]) -> dict[t
             f"FROM {order_table} o WHERE {orders}) + (SELECT COUNT(*) {requests})"
         )
         counted.append((by_account, window_seconds))
-    counts = {key: 0 for key in wanted}
-    if counted:
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT {', '.join(columns)}", params)
-            counts.update(zip(counted, cursor.fetchone(), strict=True))
-    return counts
+    return (RawRead(f"SELECT {', '.join(columns)}", tuple(params)) if counted else None), counted
 
 
 def _rate_rule(rule_name: str, *, by_account: bool) -> Callable[[Check], RuleVerdict]:
@@ -579,3 +615,6 @@ def _rate_rule(rule_name: str, *, by_account: bool) -> Callable[[Check], RuleVer
 _RATE_RULES = {RuleName.ORDER_RATE_TRADER: False, RuleName.ORDER_RATE_ACCOUNT: True}  # rule -> by account
 order_rate_trader = _rate_rule(RuleName.ORDER_RATE_TRADER, by_account=False)
 order_rate_account = _rate_rule(RuleName.ORDER_RATE_ACCOUNT, by_account=True)
+
+
+prefetch_register(_rate_prefetch)
