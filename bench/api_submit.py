@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import itertools
 import json
 import os
 import statistics
@@ -97,6 +98,9 @@ RuleSetting.objects.filter(scope="firm", rule="position_limit").update(threshold
 PRICES = {"AAPL": "175.50", "MSFT": "415.20", "GOOGL": "152.80", "AMZN": "178.30", "NVDA": "121.30", "JPM": "198.40"}
 
 
+_ORDER_NUMBERS = itertools.count(1)  # shared by the client threads (next() holds the GIL)
+
+
 def client(
     port: int, token: str, seconds: float, latencies: list[float], errors: list[str], barrier, statuses=None
 ) -> None:
@@ -105,17 +109,18 @@ def client(
     symbols = list(PRICES)
     barrier.wait()
     stop_at = time.perf_counter() + seconds
-    i = 0
     while time.perf_counter() < stop_at:
-        i += 1
+        i = next(_ORDER_NUMBERS)
         body = json.dumps(
             {
                 "client_order_id": uuid.uuid4().hex,
                 "account": "ACC-1" if i % 2 else "ACC-2",
                 "symbol": symbols[i % len(symbols)],
                 "side": "BUY",
-                # Varied quantities (few duplicate-order warnings), notional under the 10M fat-finger cap.
-                "quantity": 1 + (i * 7919 + threading.get_ident()) % 20000,
+                # One order number for every client and the warm-up: no two orders of a
+                # run share account, symbol and quantity (7919 is prime to 20,000), so
+                # none is a duplicate; notional under the 10M fat-finger cap.
+                "quantity": 1 + (i * 7919) % 20000,
                 "order_type": "LIMIT",
                 "limit_price": PRICES[symbols[i % len(symbols)]],
             }

@@ -29,6 +29,15 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.db.models import Model, QuerySet
 from django.db.models.query import ModelIterable, ValuesListIterable
+from psycopg import _queries as psycopg_queries
+
+# psycopg keeps how it parsed a statement's placeholders only for statements of at most
+# 4 KB and 50 parameters (its ``_queries`` module); the reads sent together here and
+# one order's rows sent together by ``oms_site.db.rows_batch`` are longer, and parsing
+# them again on every call was a sixth of a submission's Python. Its cache holds 128
+# statements, least recently used first out.
+psycopg_queries.MAX_CACHED_STATEMENT_LENGTH = max(psycopg_queries.MAX_CACHED_STATEMENT_LENGTH, 64 * 1024)
+psycopg_queries.MAX_CACHED_STATEMENT_PARAMS = max(psycopg_queries.MAX_CACHED_STATEMENT_PARAMS, 1000)
 
 
 def _adapt(value: Any) -> Any:

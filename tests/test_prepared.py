@@ -216,3 +216,10 @@ def test_the_embedded_sqlite_database_gets_its_own_compiled_reads(tmp_path):
         *("held", "wash_trade"),
         *("rejected", "daily_notional_limit,wash_trade"),  # the held sell is working
     ]
+
+
+def test_psycopg_keeps_the_parsing_of_the_long_statements_sent_together():
+    # A psycopg upgrade that renames these limits must fail here, not slow submissions.
+    from psycopg import _queries
+
+    assert _queries.MAX_CACHED_STATEMENT_LENGTH >= 64 * 1024 and _queries.MAX_CACHED_STATEMENT_PARAMS >= 1000
