@@ -29,6 +29,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.db.models import Model, QuerySet
 from django.db.models.query import ModelIterable, ValuesListIterable
+from django.db.transaction import TransactionManagementError
 from psycopg import _queries as psycopg_queries
 
 # psycopg keeps how it parsed a statement's placeholders only for statements of at most
@@ -73,6 +74,7 @@ class _Compiled:
     slots: dict[tuple[str, int | None], tuple[int, ...]]  # (name, list index) -> positions
     converters: dict[int, tuple[list, Any]]
     field_names: list[str] | None  # the attnames, for a read of model instances
+    locks: bool  # SELECT ... FOR UPDATE: only inside a transaction, as the ORM insists
 
 
 class PreparedRead:
@@ -104,6 +106,8 @@ class PreparedRead:
 
     def _statement(self, arguments: dict[str, Any]) -> tuple[_Compiled, list[Any]]:
         compiled, params = self._compiled_for(dict(arguments))
+        if compiled.locks and connection.get_autocommit():
+            raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
         values = list(compiled.params)
         for (name, index), positions in compiled.slots.items():
             adapted = _adapt(params[name] if index is None else params[name][index])
@@ -205,6 +209,7 @@ class PreparedRead:
             slots=slots,
             converters=compiler.get_converters(columns),
             field_names=field_names,
+            locks=bool(compiler.query.select_for_update),
         )
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
+from django.db.transaction import TransactionManagementError
 
 from oms_site.prepared import PreparedRead, reads_together
 from orders.models import Account, Security
@@ -123,6 +125,15 @@ def test_select_for_update_and_limits_are_kept(
     with transaction.atomic(), django_assert_num_queries(1) as captured:
         assert read.models(pk=securities[1].pk)[0].symbol == "BBB"
     assert "FOR UPDATE" in captured.captured_queries[0]["sql"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_locking_read_outside_a_transaction_is_refused_as_the_orm_refuses_it(securities):
+    read = PreparedRead(lambda pk: Security.objects.select_for_update().filter(pk=pk), pk=1)
+    with transaction.atomic():
+        read.models(pk=securities[0].pk)  # compiled inside one
+    with pytest.raises(TransactionManagementError):
+        read.models(pk=securities[0].pk)
 
 
 def test_reads_it_cannot_send_as_given_are_refused(db):
