@@ -383,7 +383,7 @@ def prefetch_register(prefetch: Prefetch) -> None:
 
 def _prefetch(check: Check) -> None:
     wanted = [item for prefetch in _PREFETCHES for item in prefetch(check)]
-    results = iter(reads_together(*(read for reads, _ in wanted for read in reads)) if wanted else ())
+    results = iter(reads_together(*(read for reads, _ in wanted for read in reads)))
     for reads, keep in wanted:
         keep([next(results) for _ in reads])
 

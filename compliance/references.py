@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from django.db import connection
 
-from oms_site.prepared import RawRead
+from oms_site.prepared import RawRead, reads_together
 
 from .models import KillSwitch, ListEntry, RestrictedEntry, RuleSetting, Scope, WatchEntry
 from .selectors import kill_switches_active
@@ -110,12 +110,7 @@ def references_current(cache: dict) -> References | None:
     or a basket's lines); None where the database keeps no version (read the tables)."""
     if "references" not in cache:
         read = reference_version_read()
-        if read is None:
-            cache["references"] = None
-        else:
-            with connection.cursor() as cursor:
-                cursor.execute(read.sql, read.params)
-                references_prime(cache, cursor.fetchall())
+        references_prime(cache, reads_together(read)[0] if read is not None else [])
     return cache["references"]
 
 

@@ -16,7 +16,7 @@ import datetime as dt
 from collections.abc import Callable
 from contextlib import contextmanager
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from django.db import connection
@@ -149,17 +149,12 @@ def rows_insert(model: type[Model], objs: list[Model], *, ids: bool = True, keye
             )
             _ids_set(objs, cursor.fetchall())
         return
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     for chunk in _chunks(objs, len(fields)):
         params: list[Any] = []
         for obj in chunk:
             params.extend(values(obj))
-        sql = (
-            f"INSERT INTO {_quote(meta.db_table)} ({', '.join(_quote(f.column) for f in fields)}) "
-            f"VALUES {', '.join([row] * len(chunk))}"
-        )
         with connection.cursor() as cursor:
-            cursor.execute(f"{sql} RETURNING {_quote(meta.pk.column)}", params)
+            cursor.execute(f"{_values_insert(model, False, len(chunk))} RETURNING {_quote(meta.pk.column)}", params)
             _ids_set(chunk, cursor.fetchall())
 
 
@@ -212,7 +207,7 @@ def rows_batch_send() -> None:
         cursor.execute(";\n".join(statements), params)
 
 
-@cache
+@lru_cache(maxsize=256)  # one statement per model and row count: few for batches, more for chunks
 def _values_insert(model: type[Model], keyed: bool, count: int) -> str:
     fields = [f for f in model._meta.concrete_fields if keyed or not f.primary_key]
     placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"

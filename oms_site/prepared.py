@@ -73,7 +73,8 @@ class _Compiled:
     params: tuple
     slots: dict[tuple[str, int | None], tuple[int, ...]]  # (name, list index) -> positions
     converters: dict[int, tuple[list, Any]]
-    field_names: list[str] | None  # the attnames, for a read of model instances
+    model: type[Model] | None  # for a read of model instances: the model, and its attnames
+    field_names: list[str] | None
     locks: bool  # SELECT ... FOR UPDATE: only inside a transaction, as the ORM insists
 
 
@@ -94,14 +95,19 @@ class PreparedRead:
 
     def rows(self, **arguments: Any) -> list[tuple]:
         """The result rows as ``values_list`` gives them."""
-        if self._compiled_for(dict(arguments))[0].field_names is not None:
-            raise ImproperlyConfigured("This read gives model instances: use models().")
-        return reads_together((self, arguments))[0]
+        return self._read(arguments, models=False)
 
     def models(self, **arguments: Any) -> list[Model]:
         """The result rows as model instances, as the queryset would give them."""
-        if self._compiled_for(dict(arguments))[0].field_names is None:
-            raise ImproperlyConfigured("This read gives value tuples: use rows().")
+        return self._read(arguments, models=True)
+
+    def _read(self, arguments: dict[str, Any], *, models: bool) -> list:
+        if (self._compiled_for(dict(arguments))[0].model is not None) != models:
+            raise ImproperlyConfigured(
+                "This read gives model instances: use models()."
+                if not models
+                else "This read gives value tuples: use rows()."
+            )
         return reads_together((self, arguments))[0]
 
     def _statement(self, arguments: dict[str, Any]) -> tuple[_Compiled, list[Any]]:
@@ -118,9 +124,9 @@ class PreparedRead:
     def _result(self, compiled: _Compiled, rows: list[tuple]) -> list:
         if compiled.converters:
             rows = [self._convert(row, compiled.converters) for row in rows]
-        if compiled.field_names is None:
+        if compiled.model is None:
             return rows
-        model, alias = self._model, connection.alias
+        model, alias = compiled.model, connection.alias
         return [model.from_db(alias, compiled.field_names, row) for row in rows]
 
     @staticmethod
@@ -152,27 +158,26 @@ class PreparedRead:
             compiled = self._compiled[key] = self._compile(shape, arguments)
         return compiled, arguments
 
-    def _queryset(self, values: dict[str, Any]) -> tuple[QuerySet, list[str] | None]:
+    def _queryset(self, values: dict[str, Any]) -> tuple[QuerySet, type[Model] | None, list[str] | None]:
         queryset = self._build(**values)
         if queryset._iterable_class is ModelIterable:
             if queryset.query.select_related or queryset.query.deferred_loading != (frozenset(), True):
                 raise ImproperlyConfigured("A prepared read of models reads every field of one model.")
-            self._model = queryset.model
             field_names = [field.attname for field in queryset.model._meta.concrete_fields]
-            return queryset.values_list(*field_names), field_names
+            return queryset.values_list(*field_names), queryset.model, field_names
         if queryset._iterable_class is not ValuesListIterable:
             raise ImproperlyConfigured("A prepared read is a values_list queryset or a queryset of models.")
-        return queryset, None
+        return queryset, None, None
 
     def _sql(self, values: dict[str, Any]):
-        queryset, field_names = self._queryset(values)
+        queryset, model, field_names = self._queryset(values)
         query = queryset.query
         names = [*query.extra_select, *query.values_select, *query.annotation_select]
         if list(queryset._fields or names) != names:
             raise ImproperlyConfigured("A prepared read gives its columns in the order the query selects them.")
         compiler = query.get_compiler(connection=connection)
         sql, params = compiler.as_sql()
-        return sql, tuple(params), compiler, field_names
+        return sql, tuple(params), compiler, model, field_names
 
     def _compile(self, shape: dict[str, Any], arguments: dict[str, Any]) -> _Compiled:
         # Distinct sample values: one per item of a list as long as the one given,
@@ -190,7 +195,7 @@ class PreparedRead:
             else:
                 samples[name] = sample
                 variants[(name, None)] = (sample, _other(sample))
-        sql, params, compiler, field_names = self._sql({**shape, **samples})
+        sql, params, compiler, model, field_names = self._sql({**shape, **samples})
         slots: dict[tuple[str, int | None], tuple[int, ...]] = {}
         for (name, index), (sample, other) in variants.items():
             varied = other if index is None else [*samples[name][:index], other, *samples[name][index + 1 :]]
@@ -208,6 +213,7 @@ class PreparedRead:
             params=params,
             slots=slots,
             converters=compiler.get_converters(columns),
+            model=model,
             field_names=field_names,
             locks=bool(compiler.query.select_for_update),
         )
@@ -227,6 +233,8 @@ def reads_together(*reads: tuple[PreparedRead, dict[str, Any]] | RawRead) -> lis
     one round trip on PostgreSQL, run in the order given: one execute of their
     statements, each result as ``rows()`` or ``models()`` of that read gives it.
     Elsewhere one after the other."""
+    if not reads:
+        return []
     statements: list[tuple[str, list[Any], Callable[[list[tuple]], list]]] = []
     for read in reads:
         if isinstance(read, RawRead):

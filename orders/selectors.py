@@ -116,7 +116,7 @@ def accounts_and_securities_get(
     role_unknown = user is not None and _portfolio_manager_unknown(user)
     if role_unknown:
         reads.append((_PORTFOLIO_MANAGER, {"user_id": user.pk}))
-    results = iter(reads_together(*reads)) if reads else iter(())
+    results = iter(reads_together(*reads))
     accounts = {account.code: account for account in next(results)} if codes else {}
     securities = {security.symbol: security for security in next(results)} if symbols else {}
     if role_unknown:

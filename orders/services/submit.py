@@ -21,7 +21,7 @@ from compliance import selectors as compliance_selectors
 from compliance.models import ComplianceVerdict, Outcome
 from oms_site.db import rows_batch, rows_insert, rows_update
 from oms_site.errors import InvalidInput
-from oms_site.prepared import RawRead
+from oms_site.prepared import RawRead, reads_together
 from routing import selectors as routing_selectors
 from routing import services as routing_services
 from routing.fix import codec
@@ -389,10 +389,7 @@ def order_id_reserve(order: Order) -> int | None:
     """Give the unsaved ``order`` its id before it is stored (ClOrdIDs and audit
     events name it), or return the id of the account's order that already has its
     ClOrdID. One statement on PostgreSQL; the caller holds the account's lock."""
-    with connection.cursor() as cursor:
-        reservation = _id_reservation(order)
-        cursor.execute(reservation.sql, reservation.params)
-        return _id_reserved(order, cursor.fetchone())
+    return _id_reserved(order, reads_together(_id_reservation(order))[0][0])
 
 
 def _id_reservation(order: Order) -> RawRead:
